@@ -1,0 +1,28 @@
+//! Embeds every shaders/*.wgsl file into the binary: the registry looks kernels up by
+//! file stem, so adding a shader needs no Rust list to be kept in step.
+use std::{env, fs, path::Path};
+
+fn main() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("shaders");
+    println!("cargo:rerun-if-changed={}", dir.display());
+    let mut names: Vec<String> = fs::read_dir(&dir)
+        .expect("shaders/ directory")
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".wgsl"))
+        .collect();
+    names.sort();
+    let mut out = String::from("pub static EMBEDDED: &[(&str, &str)] = &[\n");
+    for name in &names {
+        let stem = name.trim_end_matches(".wgsl");
+        let path = dir.join(name);
+        println!("cargo:rerun-if-changed={}", path.display());
+        out.push_str(&format!(
+            "    ({stem:?}, include_str!({:?})),\n",
+            path.display().to_string()
+        ));
+    }
+    out.push_str("];\n");
+    let dest = Path::new(&env::var("OUT_DIR").unwrap()).join("embedded_shaders.rs");
+    fs::write(dest, out).expect("write embedded_shaders.rs");
+}

@@ -1,0 +1,69 @@
+//! The `wgseg` command line.
+
+mod gradcheck;
+mod info;
+mod op;
+mod shaders;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "wgseg",
+    version,
+    about = "Contrastive and unsupervised semantic segmentation on hand-written WGSL kernels"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Print the chosen adapter, its limits and features.
+    Info,
+    /// Validate shaders with naga (no GPU needed).
+    Shaders {
+        #[command(subcommand)]
+        action: ShadersAction,
+    },
+    /// Run one op on the GPU from a safetensors file (and its backward with grad_output).
+    Op(op::OpArgs),
+    /// Check every op (or the named ones) against its CPU f64 reference and finite differences.
+    Gradcheck {
+        /// Ops to check (default: all).
+        ops: Vec<String>,
+        /// Seed of the random shapes and values.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+    },
+}
+
+#[derive(Subcommand)]
+enum ShadersAction {
+    /// Parse and validate every shader; with DIR, its NAME.wgsl files override the embedded ones.
+    Check { dir: Option<PathBuf> },
+}
+
+/// Runs the CLI; errors print as one line and exit non-zero.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Info => info::run(),
+        Command::Shaders {
+            action: ShadersAction::Check { dir },
+        } => shaders::check(dir),
+        Command::Op(args) => op::run(args),
+        Command::Gradcheck { ops, seed } => gradcheck::run(&ops, seed),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("wgseg: {e}");
+            ExitCode::from(2)
+        }
+    }
+}

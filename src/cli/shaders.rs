@@ -1,0 +1,28 @@
+//! `wgseg shaders check [DIR]`: naga validation of every kernel, no GPU needed.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use crate::error::Result;
+use crate::gpu::shader_source;
+
+pub fn check(dir: Option<PathBuf>) -> Result<ExitCode> {
+    let dir = dir.or_else(shader_source::override_dir_from_env);
+    let results = shader_source::check_all(dir.as_deref())?;
+    let mut failed = 0;
+    for (name, r) in &results {
+        match r {
+            Ok(()) => println!("ok    {name}"),
+            Err(e) => {
+                failed += 1;
+                println!("FAIL  {e}");
+            }
+        }
+    }
+    println!("{} shaders, {} failed", results.len(), failed);
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}

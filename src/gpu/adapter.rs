@@ -1,0 +1,53 @@
+//! Adapter choice: `WGPU_BACKEND` and `WGPU_ADAPTER_NAME` are honoured; otherwise the
+//! primary backends are searched and a discrete GPU is preferred over an integrated
+//! one, then a virtual one, then a CPU adapter (lavapipe).
+
+use crate::error::{Error, Result};
+
+/// The fix to print when no adapter exists at all.
+pub const NO_ADAPTER_HINT: &str = "no GPU or CPU adapter found: install a Vulkan driver \
+(on Debian/Ubuntu `apt-get install mesa-vulkan-drivers` gives the lavapipe CPU device), \
+or set WGPU_BACKEND to a backend this machine has";
+
+fn type_rank(t: wgpu::DeviceType) -> u8 {
+    match t {
+        wgpu::DeviceType::DiscreteGpu => 0,
+        wgpu::DeviceType::IntegratedGpu => 1,
+        wgpu::DeviceType::VirtualGpu => 2,
+        wgpu::DeviceType::Cpu => 3,
+        wgpu::DeviceType::Other => 4,
+    }
+}
+
+/// Builds the instance. Without `WGPU_BACKEND` only the primary backends are enabled:
+/// probing GL/EGL on a headless machine prints noise and never wins anyway.
+pub fn instance() -> wgpu::Instance {
+    let mut desc = wgpu::InstanceDescriptor::new_without_display_handle();
+    desc.backends = wgpu::Backends::PRIMARY;
+    wgpu::Instance::new(desc.with_env())
+}
+
+/// Picks the adapter, honouring `WGPU_ADAPTER_NAME` (case-insensitive substring).
+pub fn choose(instance: &wgpu::Instance) -> Result<wgpu::Adapter> {
+    let backends = wgpu::Backends::from_env().unwrap_or(wgpu::Backends::PRIMARY);
+    let mut adapters = pollster::block_on(instance.enumerate_adapters(backends));
+    if adapters.is_empty() {
+        return Err(Error::NoAdapter(NO_ADAPTER_HINT.to_string()));
+    }
+    if let Ok(wanted) = std::env::var("WGPU_ADAPTER_NAME") {
+        let needle = wanted.to_lowercase();
+        let names: Vec<String> = adapters.iter().map(|a| a.get_info().name).collect();
+        return match adapters
+            .into_iter()
+            .find(|a| a.get_info().name.to_lowercase().contains(&needle))
+        {
+            Some(a) => Ok(a),
+            None => Err(Error::NoAdapter(format!(
+                "WGPU_ADAPTER_NAME={wanted:?} matches no adapter; found: {}",
+                names.join(", ")
+            ))),
+        };
+    }
+    adapters.sort_by_key(|a| type_rank(a.get_info().device_type));
+    Ok(adapters.remove(0))
+}

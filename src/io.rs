@@ -1,0 +1,147 @@
+//! Tensor files: safetensors read into GPU tensors and written from them.
+//! f32 stays f32; integer label tensors (u8/i32/i64/u32, as PyTorch saves them)
+//! become u32 with a range check; f64/f16/bf16 are converted to f32.
+
+use std::path::Path;
+
+use safetensors::tensor::{Dtype, TensorView};
+use safetensors::SafeTensors;
+
+use crate::error::{Error, Result};
+use crate::gpu::Gpu;
+use crate::tensor::{DType, Tensor};
+
+/// A host copy of one named tensor.
+pub enum HostData {
+    F32(Vec<f32>),
+    U32(Vec<u32>),
+}
+
+fn convert(path: &Path, name: &str, view: &TensorView) -> Result<HostData> {
+    let bytes = view.data();
+    let ints = |vals: Vec<i64>| -> Result<HostData> {
+        vals.iter()
+            .map(|&v| {
+                u32::try_from(v).map_err(|_| {
+                    Error::file(
+                        path,
+                        format!("tensor {name}: value {v} does not fit an unsigned 32-bit label"),
+                    )
+                })
+            })
+            .collect::<Result<Vec<u32>>>()
+            .map(HostData::U32)
+    };
+    match view.dtype() {
+        Dtype::F32 => Ok(HostData::F32(bytemuck::pod_collect_to_vec(bytes))),
+        Dtype::F64 => {
+            let v: Vec<f64> = bytemuck::pod_collect_to_vec(bytes);
+            Ok(HostData::F32(v.into_iter().map(|x| x as f32).collect()))
+        }
+        Dtype::F16 => {
+            let v: Vec<u16> = bytemuck::pod_collect_to_vec(bytes);
+            Ok(HostData::F32(
+                v.into_iter()
+                    .map(|x| half::f16::from_bits(x).to_f32())
+                    .collect(),
+            ))
+        }
+        Dtype::BF16 => {
+            let v: Vec<u16> = bytemuck::pod_collect_to_vec(bytes);
+            Ok(HostData::F32(
+                v.into_iter()
+                    .map(|x| half::bf16::from_bits(x).to_f32())
+                    .collect(),
+            ))
+        }
+        Dtype::U32 => Ok(HostData::U32(bytemuck::pod_collect_to_vec(bytes))),
+        Dtype::U8 => Ok(HostData::U32(bytes.iter().map(|&b| b as u32).collect())),
+        Dtype::I32 => ints(
+            bytemuck::pod_collect_to_vec::<u8, i32>(bytes)
+                .into_iter()
+                .map(i64::from)
+                .collect(),
+        ),
+        Dtype::I64 => ints(bytemuck::pod_collect_to_vec(bytes)),
+        other => Err(Error::file(
+            path,
+            format!("tensor {name}: unsupported dtype {other:?}"),
+        )),
+    }
+}
+
+/// Reads every tensor of a safetensors file to the host, in file order.
+pub fn read_host(path: &Path) -> Result<Vec<(String, Vec<usize>, HostData)>> {
+    let bytes = std::fs::read(path).map_err(|e| Error::file(path, e))?;
+    let st = SafeTensors::deserialize(&bytes)
+        .map_err(|e| Error::file(path, format!("not a safetensors file: {e}")))?;
+    let mut out = Vec::new();
+    for (name, view) in st.iter() {
+        out.push((
+            name.to_string(),
+            view.shape().to_vec(),
+            convert(path, name, &view)?,
+        ));
+    }
+    Ok(out)
+}
+
+/// Reads every tensor of a safetensors file onto the GPU.
+pub fn read(gpu: &Gpu, path: &Path) -> Result<Vec<(String, Tensor)>> {
+    read_host(path)?
+        .into_iter()
+        .map(|(name, shape, data)| {
+            let shape = if shape.is_empty() { vec![1] } else { shape };
+            let t = match data {
+                HostData::F32(v) => Tensor::from_slice(gpu, &v, &shape),
+                HostData::U32(v) => Tensor::from_u32(gpu, &v, &shape),
+            }
+            .map_err(|e| Error::file(path, format!("tensor {name}: {e}")))?;
+            Ok((name, t))
+        })
+        .collect()
+}
+
+/// Writes tensors to a safetensors file atomically (temporary file, then rename).
+pub fn write(path: &Path, tensors: &[(String, Tensor)]) -> Result<()> {
+    let mut host: Vec<(String, Vec<usize>, Dtype, Vec<u8>)> = Vec::new();
+    for (name, t) in tensors {
+        let (dtype, bytes) = match t.dtype() {
+            DType::F32 => (Dtype::F32, bytemuck::cast_slice(&t.to_vec()?).to_vec()),
+            DType::U32 => (Dtype::U32, bytemuck::cast_slice(&t.to_vec_u32()?).to_vec()),
+        };
+        host.push((name.clone(), t.shape().to_vec(), dtype, bytes));
+    }
+    let views = host
+        .iter()
+        .map(|(n, shape, dtype, bytes)| {
+            TensorView::new(*dtype, shape.clone(), bytes)
+                .map(|v| (n.clone(), v))
+                .map_err(|e| Error::file(path, format!("tensor {n}: {e}")))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let data = safetensors::serialize(views, None).map_err(|e| Error::file(path, e))?;
+    write_atomic(path, &data)
+}
+
+/// Writes bytes to `path` through a temporary file in the same directory and a rename,
+/// so a reader never sees a half-written file.
+pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .ok_or_else(|| Error::file(path, "not a file path"))?;
+    let tmp = dir.join(format!(
+        ".{}.tmp{}",
+        name.to_string_lossy(),
+        std::process::id()
+    ));
+    std::fs::write(&tmp, data).map_err(|e| Error::file(&tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        Error::file(path, e)
+    })
+}

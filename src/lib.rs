@@ -1,0 +1,17 @@
+//! wgseg: contrastive and unsupervised semantic segmentation in which every tensor
+//! computation is a hand-written WGSL compute shader driven by a tape autograd.
+
+pub mod autograd;
+pub mod cli;
+pub mod error;
+pub mod gpu;
+pub mod gradcheck;
+pub mod io;
+pub mod ops;
+pub mod shape;
+pub mod tensor;
+
+pub use autograd::{no_grad, Gradients, Var};
+pub use error::{Error, Result};
+pub use gpu::Gpu;
+pub use tensor::{DType, Tensor};

@@ -1,0 +1,327 @@
+//! Layout ops: reshape (no copy), permute/transpose, expand, concat and slice, all
+//! through the strided copy of shaders/copy.wgsl.
+
+use super::elementwise::zeros;
+use super::params::Params;
+use crate::autograd::Var;
+use crate::error::{Error, Result};
+use crate::gpu::{Kernel, WORKGROUP};
+use crate::shape::{self, strides};
+use crate::tensor::{shape_str, Tensor};
+
+/// Copies `src` viewed as `shape` with `in_strides` from `in_offset` into `dst` at
+/// `out_strides` from `out_offset` (element units).
+#[allow(clippy::too_many_arguments)]
+pub fn strided_copy(
+    op: &str,
+    src: &Tensor,
+    dst: &Tensor,
+    shape: &[usize],
+    in_strides: &[usize],
+    in_offset: usize,
+    out_strides: &[usize],
+    out_offset: usize,
+) -> Result<()> {
+    let (folded, st) = shape::fold(shape, &[in_strides.to_vec(), out_strides.to_vec()]);
+    shape::check_rank(op, &folded)?;
+    let n: usize = folded.iter().product();
+    let p = Params::new()
+        .idx(op, n)?
+        .u32(folded.len() as u32)
+        .idx(op, in_offset)?
+        .idx(op, out_offset)?
+        .dims(op, &folded)?
+        .dims(op, &st[0])?
+        .dims(op, &st[1])?;
+    let gpu = src.gpu();
+    gpu.dispatch(
+        &Kernel::new("copy", "main"),
+        &[src.buffer(), dst.buffer()],
+        p.bytes(),
+        gpu.grid(n as u64, WORKGROUP),
+    )
+}
+
+/// A contiguous copy with dims reordered: output dim i is input dim `perm[i]`.
+pub fn permute(x: &Tensor, perm: &[usize]) -> Result<Tensor> {
+    let mut seen = perm.to_vec();
+    seen.sort_unstable();
+    if perm.len() != x.rank() || seen.iter().enumerate().any(|(i, &d)| i != d) {
+        return Err(Error::op(
+            "permute",
+            format!(
+                "dims {perm:?} are not a permutation of the {} dims of {}",
+                x.rank(),
+                shape_str(x.shape())
+            ),
+        ));
+    }
+    let st = strides(x.shape());
+    let out_shape: Vec<usize> = perm.iter().map(|&d| x.shape()[d]).collect();
+    let in_strides: Vec<usize> = perm.iter().map(|&d| st[d]).collect();
+    let out = Tensor::empty(x.gpu(), &out_shape, x.dtype())?;
+    strided_copy(
+        "permute",
+        x,
+        &out,
+        &out_shape,
+        &in_strides,
+        0,
+        &strides(&out_shape),
+        0,
+    )?;
+    Ok(out)
+}
+
+/// Broadcasts `x` to `shape` (NumPy rules), materialised.
+pub fn expand(x: &Tensor, shape: &[usize]) -> Result<Tensor> {
+    let full = shape::broadcast("expand", x.shape(), shape)?;
+    if full != shape {
+        return Err(Error::op(
+            "expand",
+            format!(
+                "cannot expand {} to {}",
+                shape_str(x.shape()),
+                shape_str(shape)
+            ),
+        ));
+    }
+    if x.shape() == shape {
+        return Ok(x.clone());
+    }
+    let out = Tensor::empty(x.gpu(), shape, x.dtype())?;
+    let in_strides = shape::broadcast_strides(x.shape(), shape);
+    strided_copy("expand", x, &out, shape, &in_strides, 0, &strides(shape), 0)?;
+    Ok(out)
+}
+
+/// The geometry of `x[.., start:end:step, ..]` along `dim`.
+struct SliceSpec {
+    dim: usize,
+    start: usize,
+    step: usize,
+    len: usize,
+}
+
+fn slice_spec(shape: &[usize], dim: i64, start: i64, end: i64, step: i64) -> Result<SliceSpec> {
+    let dim = shape::axis("slice", dim, shape.len())?;
+    let size = shape[dim] as i64;
+    if step < 1 {
+        return Err(Error::op("slice", format!("step must be >= 1, got {step}")));
+    }
+    let clamp = |v: i64| {
+        if v < 0 {
+            (v + size).max(0)
+        } else {
+            v.min(size)
+        }
+    };
+    let (s, e) = (clamp(start), clamp(end));
+    if e <= s {
+        return Err(Error::op(
+            "slice",
+            format!("start {start} end {end} select nothing of dim {dim} (size {size})"),
+        ));
+    }
+    Ok(SliceSpec {
+        dim,
+        start: s as usize,
+        step: step as usize,
+        len: ((e - s - 1) / step + 1) as usize,
+    })
+}
+
+fn sliced_view(shape: &[usize], spec: &SliceSpec) -> (Vec<usize>, Vec<usize>, usize) {
+    let st = strides(shape);
+    let mut out_shape = shape.to_vec();
+    out_shape[spec.dim] = spec.len;
+    let mut view_strides = st.clone();
+    view_strides[spec.dim] *= spec.step;
+    (out_shape, view_strides, spec.start * st[spec.dim])
+}
+
+/// `x[.., start:end:step, ..]` along `dim` (negative indices count from the end and
+/// ends are clamped, as in Python).
+pub fn slice(x: &Tensor, dim: i64, start: i64, end: i64, step: i64) -> Result<Tensor> {
+    let spec = slice_spec(x.shape(), dim, start, end, step)?;
+    let (out_shape, view_strides, offset) = sliced_view(x.shape(), &spec);
+    let out = Tensor::empty(x.gpu(), &out_shape, x.dtype())?;
+    strided_copy(
+        "slice",
+        x,
+        &out,
+        &out_shape,
+        &view_strides,
+        offset,
+        &strides(&out_shape),
+        0,
+    )?;
+    Ok(out)
+}
+
+/// Concatenates along `dim`; all other dims must agree.
+pub fn concat(xs: &[Tensor], dim: i64) -> Result<Tensor> {
+    let first = xs
+        .first()
+        .ok_or_else(|| Error::op("concat", "needs at least one tensor"))?;
+    let d = shape::axis("concat", dim, first.rank())?;
+    for (i, x) in xs.iter().enumerate() {
+        let same = x.rank() == first.rank()
+            && x.dtype() == first.dtype()
+            && (0..x.rank()).all(|k| k == d || x.shape()[k] == first.shape()[k]);
+        if !same {
+            return Err(Error::op(
+                "concat",
+                format!(
+                    "tensors.{i} has shape {} ({}), incompatible with {} ({}) along dim {d}",
+                    shape_str(x.shape()),
+                    x.dtype(),
+                    shape_str(first.shape()),
+                    first.dtype()
+                ),
+            ));
+        }
+    }
+    let mut out_shape = first.shape().to_vec();
+    out_shape[d] = xs.iter().map(|x| x.shape()[d]).sum();
+    let out = Tensor::empty(first.gpu(), &out_shape, first.dtype())?;
+    let out_strides = strides(&out_shape);
+    let mut offset = 0;
+    for x in xs {
+        strided_copy(
+            "concat",
+            x,
+            &out,
+            x.shape(),
+            &strides(x.shape()),
+            0,
+            &out_strides,
+            offset * out_strides[d],
+        )?;
+        offset += x.shape()[d];
+    }
+    Ok(out)
+}
+
+impl Var {
+    /// The same values under another shape; one dim may be -1.
+    pub fn reshape(&self, shape: &[i64]) -> Result<Var> {
+        let x = self.value();
+        let target = infer_shape(x.shape(), shape)?;
+        let out = x.reshape(&target)?;
+        let in_shape = x.shape().to_vec();
+        Ok(Var::from_op(out, &[self], move |g| {
+            Ok(vec![Some(g.reshape(&in_shape)?)])
+        }))
+    }
+
+    /// torch.permute: output dim i is input dim `dims[i]` (negative dims allowed).
+    pub fn permute(&self, dims: &[i64]) -> Result<Var> {
+        let x = self.value();
+        let perm = dims
+            .iter()
+            .map(|&d| shape::axis("permute", d, x.rank()))
+            .collect::<Result<Vec<_>>>()?;
+        let out = permute(&x, &perm)?;
+        let mut inverse = vec![0; perm.len()];
+        for (i, &p) in perm.iter().enumerate() {
+            inverse[p] = i;
+        }
+        Ok(Var::from_op(out, &[self], move |g| {
+            Ok(vec![Some(permute(g, &inverse)?)])
+        }))
+    }
+
+    /// torch.transpose: swaps two dims.
+    pub fn transpose(&self, dim0: i64, dim1: i64) -> Result<Var> {
+        let rank = self.shape().len();
+        let (a, b) = (
+            shape::axis("transpose", dim0, rank)?,
+            shape::axis("transpose", dim1, rank)?,
+        );
+        let mut dims: Vec<i64> = (0..rank as i64).collect();
+        dims.swap(a, b);
+        self.permute(&dims)
+    }
+
+    /// torch.cat(tensors, dim).
+    pub fn concat(xs: &[Var], dim: i64) -> Result<Var> {
+        let values: Vec<Tensor> = xs.iter().map(|v| v.value()).collect();
+        let out = concat(&values, dim)?;
+        let d = shape::axis("concat", dim, out.rank())?;
+        let sizes: Vec<usize> = values.iter().map(|v| v.shape()[d]).collect();
+        let parents: Vec<&Var> = xs.iter().collect();
+        Ok(Var::from_op(out, &parents, move |g| {
+            let mut start = 0;
+            let mut grads = Vec::with_capacity(sizes.len());
+            for &s in &sizes {
+                grads.push(Some(slice(
+                    g,
+                    d as i64,
+                    start as i64,
+                    (start + s) as i64,
+                    1,
+                )?));
+                start += s;
+            }
+            Ok(grads)
+        }))
+    }
+
+    /// aten::slice: `x[.., start:end:step, ..]` along `dim`.
+    pub fn slice(&self, dim: i64, start: i64, end: i64, step: i64) -> Result<Var> {
+        let x = self.value();
+        let out = slice(&x, dim, start, end, step)?;
+        let in_shape = x.shape().to_vec();
+        let spec = slice_spec(&in_shape, dim, start, end, step)?;
+        Ok(Var::from_op(out, &[self], move |g| {
+            let grad = zeros(g.gpu(), &in_shape)?;
+            let (view_shape, view_strides, offset) = sliced_view(&in_shape, &spec);
+            strided_copy(
+                "slice_backward",
+                g,
+                &grad,
+                &view_shape,
+                &strides(&view_shape),
+                0,
+                &view_strides,
+                offset,
+            )?;
+            Ok(vec![Some(grad)])
+        }))
+    }
+}
+
+/// Resolves a shape with at most one -1 against `numel`.
+pub fn infer_shape(from: &[usize], shape: &[i64]) -> Result<Vec<usize>> {
+    let numel: usize = from.iter().product();
+    let unknown = shape.iter().filter(|&&d| d == -1).count();
+    let bad = || {
+        Error::op(
+            "reshape",
+            format!("cannot view {} as {shape:?}", shape_str(from)),
+        )
+    };
+    if unknown > 1 || shape.iter().any(|&d| d < -1 || d == 0) {
+        return Err(bad());
+    }
+    let known: usize = shape
+        .iter()
+        .filter(|&&d| d > 0)
+        .map(|&d| d as usize)
+        .product();
+    let out: Vec<usize> = shape
+        .iter()
+        .map(|&d| {
+            if d == -1 {
+                numel / known.max(1)
+            } else {
+                d as usize
+            }
+        })
+        .collect();
+    if out.iter().product::<usize>() != numel {
+        return Err(bad());
+    }
+    Ok(out)
+}
