@@ -4,9 +4,9 @@
 //! L = sum(output * grad_output) for a random grad_output. Errors are relative:
 //! ||gpu - ref|| / ||ref||.
 
-pub mod cases;
+pub mod check;
 pub mod host;
-pub mod reference;
+pub mod ops;
 
 use rand::rngs::StdRng;
 use rand::SeedableRng;
@@ -15,8 +15,8 @@ use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::ops::attrs::Attrs;
 use crate::ops::registry::{self, OpSpec};
-use crate::tensor::Tensor;
-use cases::Case;
+use crate::tensor::{DType, Tensor};
+use check::{Case, Check};
 use host::{relative_error, HostTensor};
 
 /// Tolerances for f32 kernels.
@@ -51,18 +51,18 @@ fn label(case: &Case, attrs: &Attrs) -> String {
 }
 
 fn loss_of(
-    op: &str,
+    check: &Check,
     inputs: &[(String, HostTensor)],
     attrs: &Attrs,
     gout: &HostTensor,
 ) -> Result<f64> {
-    let out = reference::forward(op, inputs, attrs)?;
+    let out = (check.reference)(inputs, attrs)?;
     Ok(out.data.iter().zip(&gout.data).map(|(a, b)| a * b).sum())
 }
 
 /// Finite-difference gradient of the reference for input `which`.
 fn numeric_grad(
-    op: &str,
+    check: &Check,
     inputs: &[(String, HostTensor)],
     which: usize,
     attrs: &Attrs,
@@ -74,19 +74,33 @@ fn numeric_grad(
     for (j, g) in grad.iter_mut().enumerate() {
         let orig = probe[which].1.data[j];
         probe[which].1.data[j] = orig + FD_EPS;
-        let up = loss_of(op, &probe, attrs, gout)?;
+        let up = loss_of(check, &probe, attrs, gout)?;
         probe[which].1.data[j] = orig - FD_EPS;
-        let down = loss_of(op, &probe, attrs, gout)?;
+        let down = loss_of(check, &probe, attrs, gout)?;
         probe[which].1.data[j] = orig;
         *g = (up - down) / (2.0 * FD_EPS);
     }
     Ok(grad)
 }
 
+/// Uploads a case input with the dtype its op declares (labels as u32).
+fn upload(gpu: &Gpu, spec: &OpSpec, name: &str, t: &HostTensor) -> Result<Tensor> {
+    let base = name.split('.').next().unwrap_or(name);
+    let dtype = spec.inputs.iter().find(|i| i.name == base).map(|i| i.dtype);
+    match dtype {
+        Some(DType::U32) => {
+            let labels: Vec<u32> = t.data.iter().map(|&v| v as u32).collect();
+            Tensor::from_u32(gpu, &labels, &t.shape)
+        }
+        _ => Tensor::from_slice(gpu, &t.to_f32(), &t.shape),
+    }
+}
+
 /// Runs one case of `spec` on `gpu`.
 pub fn check_case(
     gpu: &Gpu,
     spec: &'static OpSpec,
+    check: &Check,
     case: &Case,
     rng: &mut StdRng,
 ) -> Result<CaseReport> {
@@ -98,11 +112,11 @@ pub fn check_case(
         .collect();
     let tensors = inputs
         .iter()
-        .map(|(n, t)| Ok((n.clone(), Tensor::from_slice(gpu, &t.to_f32(), &t.shape)?)))
+        .map(|(n, t)| Ok((n.clone(), upload(gpu, spec, n, t)?)))
         .collect::<Result<Vec<_>>>()?;
     let call = spec.bind(tensors, &case.attrs)?;
     let out = (spec.run)(&call)?;
-    let expected = reference::forward(spec.name, &inputs, &call.attrs)?;
+    let expected = (check.reference)(&inputs, &call.attrs)?;
     let got = out.value();
     if got.shape() != expected.shape.as_slice() {
         return Err(Error::op(
@@ -128,7 +142,7 @@ pub fn check_case(
             .iter()
             .position(|(n, _)| *n == name)
             .ok_or_else(|| Error::op(spec.name, format!("gradcheck: no input {name}")))?;
-        let numeric = numeric_grad(spec.name, &inputs, which, &call.attrs, &gout)?;
+        let numeric = numeric_grad(check, &inputs, which, &call.attrs, &gout)?;
         let analytic: Vec<f64> = match grads.get(var) {
             Some(t) => t.to_vec()?.iter().map(|&v| v as f64).collect(),
             None => vec![0.0; numeric.len()],
@@ -146,7 +160,7 @@ pub fn check_case(
 /// Checks the named ops (all when empty) with cases drawn from `seed`.
 pub fn run(gpu: &Gpu, ops: &[String], seed: u64) -> Result<Vec<CaseReport>> {
     let specs: Vec<&'static OpSpec> = if ops.is_empty() {
-        registry::all().iter().collect()
+        registry::all().collect()
     } else {
         ops.iter()
             .map(|n| registry::find(n))
@@ -155,12 +169,10 @@ pub fn run(gpu: &Gpu, ops: &[String], seed: u64) -> Result<Vec<CaseReport>> {
     let mut rng = StdRng::seed_from_u64(seed);
     let mut reports = Vec::new();
     for spec in specs {
-        let cases = cases::cases(spec.name, &mut rng);
-        if cases.is_empty() {
-            return Err(Error::op(spec.name, "has no gradient-check cases"));
-        }
-        for case in &cases {
-            reports.push(check_case(gpu, spec, case, &mut rng)?);
+        let check =
+            ops::find(spec.name).ok_or_else(|| Error::op(spec.name, "has no gradient check"))?;
+        for case in &(check.cases)(&mut rng) {
+            reports.push(check_case(gpu, spec, check, case, &mut rng)?);
         }
     }
     Ok(reports)

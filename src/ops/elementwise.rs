@@ -1,8 +1,10 @@
 //! Elementwise ops: broadcasting binary arithmetic, unary activations and scalar ops,
 //! and fills. Kernels: shaders/binary.wgsl, shaders/unary.wgsl, shaders/fill.wgsl.
 
+use super::attrs::{AttrKind, AttrSpec};
 use super::params::Params;
 use super::reduce::sum_to_shape;
+use super::registry::{attr, OpCall, OpSpec, INPUT, INPUT_OTHER};
 use crate::autograd::Var;
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, Kernel, WORKGROUP};
@@ -295,3 +297,94 @@ impl Var {
         self.unary(UnaryOp::Neg, 0.0)
     }
 }
+
+const SCALAR_OTHER: &[AttrSpec] = &[attr("other", AttrKind::Float, None)];
+
+fn unary_op(c: &OpCall, op: UnaryOp, alpha: f32) -> Result<Var> {
+    c.input("input")?.unary(op, alpha)
+}
+
+macro_rules! unary_spec {
+    ($name:literal, $op:expr, $summary:literal) => {
+        OpSpec {
+            name: $name,
+            summary: $summary,
+            inputs: INPUT,
+            attrs: &[],
+            run: |c| unary_op(c, $op, 0.0),
+        }
+    };
+}
+
+pub static OPS: &[OpSpec] = &[
+    OpSpec {
+        name: "add",
+        summary: "input + other, broadcasting",
+        inputs: INPUT_OTHER,
+        attrs: &[],
+        run: |c| c.input("input")?.add(c.input("other")?),
+    },
+    OpSpec {
+        name: "sub",
+        summary: "input - other, broadcasting",
+        inputs: INPUT_OTHER,
+        attrs: &[],
+        run: |c| c.input("input")?.sub(c.input("other")?),
+    },
+    OpSpec {
+        name: "mul",
+        summary: "input * other, broadcasting",
+        inputs: INPUT_OTHER,
+        attrs: &[],
+        run: |c| c.input("input")?.mul(c.input("other")?),
+    },
+    OpSpec {
+        name: "div",
+        summary: "input / other, broadcasting",
+        inputs: INPUT_OTHER,
+        attrs: &[],
+        run: |c| c.input("input")?.div(c.input("other")?),
+    },
+    OpSpec {
+        name: "add_scalar",
+        summary: "input + other (a number)",
+        inputs: INPUT,
+        attrs: SCALAR_OTHER,
+        run: |c| c.input("input")?.add_scalar(c.attrs.float("other")? as f32),
+    },
+    OpSpec {
+        name: "mul_scalar",
+        summary: "input * other (a number)",
+        inputs: INPUT,
+        attrs: SCALAR_OTHER,
+        run: |c| c.input("input")?.mul_scalar(c.attrs.float("other")? as f32),
+    },
+    unary_spec!("neg", UnaryOp::Neg, "-input"),
+    unary_spec!("relu", UnaryOp::Relu, "max(input, 0)"),
+    unary_spec!("relu6", UnaryOp::Relu6, "min(max(input, 0), 6)"),
+    OpSpec {
+        name: "leaky_relu",
+        summary: "input if input > 0 else negative_slope * input",
+        inputs: INPUT,
+        attrs: &[attr("negative_slope", AttrKind::Float, Some("0.01"))],
+        run: |c| {
+            unary_op(
+                c,
+                UnaryOp::LeakyRelu,
+                c.attrs.float("negative_slope")? as f32,
+            )
+        },
+    },
+    unary_spec!("sigmoid", UnaryOp::Sigmoid, "1 / (1 + exp(-input))"),
+    unary_spec!("tanh", UnaryOp::Tanh, "tanh(input)"),
+    unary_spec!("exp", UnaryOp::Exp, "exp(input)"),
+    unary_spec!("log", UnaryOp::Log, "natural log of input"),
+    unary_spec!("sqrt", UnaryOp::Sqrt, "square root of input"),
+    OpSpec {
+        name: "pow",
+        summary: "input ** exponent (a number)",
+        inputs: INPUT,
+        attrs: &[attr("exponent", AttrKind::Float, None)],
+        run: |c| unary_op(c, UnaryOp::Pow, c.attrs.float("exponent")? as f32),
+    },
+];

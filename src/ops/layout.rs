@@ -1,12 +1,15 @@
 //! Layout ops: reshape (no copy), permute/transpose, expand, concat and slice, all
 //! through the strided copy of shaders/copy.wgsl.
 
+use super::attrs::AttrKind;
 use super::elementwise::zeros;
 use super::params::Params;
+use super::registry::{attr, InputSpec, OpSpec, INPUT};
 use crate::autograd::Var;
 use crate::error::{Error, Result};
 use crate::gpu::{Kernel, WORKGROUP};
 use crate::shape::{self, strides};
+use crate::tensor::DType;
 use crate::tensor::{shape_str, Tensor};
 
 /// Copies `src` viewed as `shape` with `in_strides` from `in_offset` into `dst` at
@@ -325,3 +328,66 @@ pub fn infer_shape(from: &[usize], shape: &[i64]) -> Result<Vec<usize>> {
     }
     Ok(out)
 }
+
+pub static OPS: &[OpSpec] = &[
+    OpSpec {
+        name: "reshape",
+        summary: "same values, new shape (one dim may be -1)",
+        inputs: INPUT,
+        attrs: &[attr("shape", AttrKind::Ints, None)],
+        run: |c| c.input("input")?.reshape(&c.attrs.ints("shape")?),
+    },
+    OpSpec {
+        name: "permute",
+        summary: "reorder dims: output dim i is input dim dims[i]",
+        inputs: INPUT,
+        attrs: &[attr("dims", AttrKind::Ints, None)],
+        run: |c| c.input("input")?.permute(&c.attrs.ints("dims")?),
+    },
+    OpSpec {
+        name: "transpose",
+        summary: "swap dims dim0 and dim1",
+        inputs: INPUT,
+        attrs: &[
+            attr("dim0", AttrKind::Int, None),
+            attr("dim1", AttrKind::Int, None),
+        ],
+        run: |c| {
+            c.input("input")?
+                .transpose(c.attrs.int("dim0")?, c.attrs.int("dim1")?)
+        },
+    },
+    OpSpec {
+        name: "cat",
+        summary: "concatenate tensors.0, tensors.1, ... along dim",
+        inputs: &[InputSpec {
+            name: "tensors",
+            dtype: DType::F32,
+            differentiable: true,
+            variadic: true,
+            optional: false,
+        }],
+        attrs: &[attr("dim", AttrKind::Int, Some("0"))],
+        run: |c| Var::concat(c.inputs_of("tensors")?, c.attrs.int("dim")?),
+    },
+    OpSpec {
+        name: "slice",
+        summary: "input[..., start:end:step, ...] along dim (aten::slice)",
+        inputs: INPUT,
+        attrs: &[
+            attr("dim", AttrKind::Int, Some("0")),
+            attr("start", AttrKind::Int, Some("0")),
+            attr("end", AttrKind::Int, Some("9223372036854775807")),
+            attr("step", AttrKind::Int, Some("1")),
+        ],
+        run: |c| {
+            let a = &c.attrs;
+            c.input("input")?.slice(
+                a.int("dim")?,
+                a.int("start")?,
+                a.int("end")?,
+                a.int("step")?,
+            )
+        },
+    },
+];

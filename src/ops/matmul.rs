@@ -4,6 +4,7 @@
 use super::elementwise::expect_f32;
 use super::params::Params;
 use super::reduce::sum_to_shape;
+use super::registry::{OpSpec, INPUT_OTHER};
 use crate::autograd::Var;
 use crate::error::{Error, Result};
 use crate::gpu::Kernel;
@@ -177,3 +178,11 @@ impl Var {
         }))
     }
 }
+
+pub static OPS: &[OpSpec] = &[OpSpec {
+    name: "matmul",
+    summary: "batched matrix product, [..., m, k] @ [..., k, n]",
+    inputs: INPUT_OTHER,
+    attrs: &[],
+    run: |c| c.input("input")?.matmul(c.input("other")?),
+}];

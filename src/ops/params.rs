@@ -39,7 +39,7 @@ impl Params {
 
     /// Pads to a 16-byte boundary (before a vec4 array).
     pub fn align16(mut self) -> Self {
-        while self.0.len() % 4 != 0 {
+        while !self.0.len().is_multiple_of(4) {
             self.0.push(0);
         }
         self
@@ -47,7 +47,10 @@ impl Params {
 
     /// An `array<vec4<u32>, 2>` of up to 8 dims, zero-filled.
     pub fn dims(mut self, op: &str, v: &[usize]) -> Result<Self> {
-        debug_assert!(self.0.len() % 4 == 0, "dims must start 16-byte aligned");
+        debug_assert!(
+            self.0.len().is_multiple_of(4),
+            "dims must start 16-byte aligned"
+        );
         if v.len() > MAX_DIMS {
             return Err(Error::op(op, format!("more than {MAX_DIMS} dims")));
         }

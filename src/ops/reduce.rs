@@ -1,9 +1,11 @@
 //! Sum and mean over chosen axes (shaders/reduce.wgsl), and the broadcast-undoing
 //! sum that every broadcasting op's backward needs.
 
+use super::attrs::{AttrKind, AttrSpec};
 use super::elementwise::{expect_f32, scale};
 use super::layout::expand;
 use super::params::Params;
+use super::registry::{attr, OpSpec, INPUT};
 use crate::autograd::Var;
 use crate::error::Result;
 use crate::gpu::{Kernel, WORKGROUP};
@@ -138,3 +140,33 @@ impl Var {
         self.reduce("mean", dims, keepdim, true)
     }
 }
+
+const REDUCE: &[AttrSpec] = &[
+    attr("dim", AttrKind::OptInts, Some("none")),
+    attr("keepdim", AttrKind::Bool, Some("false")),
+];
+
+pub static OPS: &[OpSpec] = &[
+    OpSpec {
+        name: "sum",
+        summary: "sum over dim (all when none)",
+        inputs: INPUT,
+        attrs: REDUCE,
+        run: |c| {
+            let dims = c.attrs.opt_ints("dim")?;
+            c.input("input")?
+                .sum(dims.as_deref(), c.attrs.bool("keepdim")?)
+        },
+    },
+    OpSpec {
+        name: "mean",
+        summary: "mean over dim (all when none)",
+        inputs: INPUT,
+        attrs: REDUCE,
+        run: |c| {
+            let dims = c.attrs.opt_ints("dim")?;
+            c.input("input")?
+                .mean(dims.as_deref(), c.attrs.bool("keepdim")?)
+        },
+    },
+];

@@ -2,7 +2,6 @@
 //! with its inputs and attributes named as in torch.nn.functional / torch.
 
 use super::attrs::{AttrKind, AttrSpec, Attrs};
-use super::elementwise::UnaryOp;
 use crate::autograd::Var;
 use crate::error::{Error, Result};
 use crate::tensor::{DType, Tensor};
@@ -16,6 +15,8 @@ pub struct InputSpec {
     pub differentiable: bool,
     /// A list given as `name.0`, `name.1`, ... (torch.cat's `tensors`).
     pub variadic: bool,
+    /// May be left out (e.g. batch_norm's running stats in training mode).
+    pub optional: bool,
 }
 
 /// One op: its interface and how to run it on [`Var`]s.
@@ -44,6 +45,14 @@ impl OpCall {
             .ok_or_else(|| Error::op(self.op, format!("missing input {name}")))
     }
 
+    /// An optional input, `None` when the call left it out.
+    pub fn opt_input(&self, name: &str) -> Option<&Var> {
+        self.inputs
+            .iter()
+            .find(|(n, _)| *n == name)
+            .and_then(|(_, v)| v.first())
+    }
+
     pub fn inputs_of(&self, name: &str) -> Result<&[Var]> {
         self.inputs
             .iter()
@@ -53,16 +62,21 @@ impl OpCall {
     }
 }
 
-const fn f32_in(name: &'static str) -> InputSpec {
+pub(crate) const fn f32_in(name: &'static str) -> InputSpec {
     InputSpec {
         name,
         dtype: DType::F32,
         differentiable: true,
         variadic: false,
+        optional: false,
     }
 }
 
-const fn attr(name: &'static str, kind: AttrKind, default: Option<&'static str>) -> AttrSpec {
+pub(crate) const fn attr(
+    name: &'static str,
+    kind: AttrKind,
+    default: Option<&'static str>,
+) -> AttrSpec {
     AttrSpec {
         name,
         kind,
@@ -70,215 +84,26 @@ const fn attr(name: &'static str, kind: AttrKind, default: Option<&'static str>)
     }
 }
 
-const INPUT: &[InputSpec] = &[f32_in("input")];
-const INPUT_OTHER: &[InputSpec] = &[f32_in("input"), f32_in("other")];
-const SCALAR_OTHER: &[AttrSpec] = &[attr("other", AttrKind::Float, None)];
-const DIM: &[AttrSpec] = &[attr("dim", AttrKind::Int, None)];
-const REDUCE: &[AttrSpec] = &[
-    attr("dim", AttrKind::OptInts, Some("none")),
-    attr("keepdim", AttrKind::Bool, Some("false")),
-];
-
-fn unary_op(c: &OpCall, op: UnaryOp, alpha: f32) -> Result<Var> {
-    c.input("input")?.unary(op, alpha)
-}
-
-macro_rules! unary_spec {
-    ($name:literal, $op:expr, $summary:literal) => {
-        OpSpec {
-            name: $name,
-            summary: $summary,
-            inputs: INPUT,
-            attrs: &[],
-            run: |c| unary_op(c, $op, 0.0),
-        }
-    };
-}
-
-static OPS: &[OpSpec] = &[
-    OpSpec {
-        name: "add",
-        summary: "input + other, broadcasting",
-        inputs: INPUT_OTHER,
-        attrs: &[],
-        run: |c| c.input("input")?.add(c.input("other")?),
-    },
-    OpSpec {
-        name: "sub",
-        summary: "input - other, broadcasting",
-        inputs: INPUT_OTHER,
-        attrs: &[],
-        run: |c| c.input("input")?.sub(c.input("other")?),
-    },
-    OpSpec {
-        name: "mul",
-        summary: "input * other, broadcasting",
-        inputs: INPUT_OTHER,
-        attrs: &[],
-        run: |c| c.input("input")?.mul(c.input("other")?),
-    },
-    OpSpec {
-        name: "div",
-        summary: "input / other, broadcasting",
-        inputs: INPUT_OTHER,
-        attrs: &[],
-        run: |c| c.input("input")?.div(c.input("other")?),
-    },
-    OpSpec {
-        name: "add_scalar",
-        summary: "input + other (a number)",
-        inputs: INPUT,
-        attrs: SCALAR_OTHER,
-        run: |c| c.input("input")?.add_scalar(c.attrs.float("other")? as f32),
-    },
-    OpSpec {
-        name: "mul_scalar",
-        summary: "input * other (a number)",
-        inputs: INPUT,
-        attrs: SCALAR_OTHER,
-        run: |c| c.input("input")?.mul_scalar(c.attrs.float("other")? as f32),
-    },
-    unary_spec!("neg", UnaryOp::Neg, "-input"),
-    unary_spec!("relu", UnaryOp::Relu, "max(input, 0)"),
-    unary_spec!("relu6", UnaryOp::Relu6, "min(max(input, 0), 6)"),
-    OpSpec {
-        name: "leaky_relu",
-        summary: "input if input > 0 else negative_slope * input",
-        inputs: INPUT,
-        attrs: &[attr("negative_slope", AttrKind::Float, Some("0.01"))],
-        run: |c| {
-            unary_op(
-                c,
-                UnaryOp::LeakyRelu,
-                c.attrs.float("negative_slope")? as f32,
-            )
-        },
-    },
-    unary_spec!("sigmoid", UnaryOp::Sigmoid, "1 / (1 + exp(-input))"),
-    unary_spec!("tanh", UnaryOp::Tanh, "tanh(input)"),
-    unary_spec!("exp", UnaryOp::Exp, "exp(input)"),
-    unary_spec!("log", UnaryOp::Log, "natural log of input"),
-    unary_spec!("sqrt", UnaryOp::Sqrt, "square root of input"),
-    OpSpec {
-        name: "pow",
-        summary: "input ** exponent (a number)",
-        inputs: INPUT,
-        attrs: &[attr("exponent", AttrKind::Float, None)],
-        run: |c| unary_op(c, UnaryOp::Pow, c.attrs.float("exponent")? as f32),
-    },
-    OpSpec {
-        name: "sum",
-        summary: "sum over dim (all when none)",
-        inputs: INPUT,
-        attrs: REDUCE,
-        run: |c| {
-            let dims = c.attrs.opt_ints("dim")?;
-            c.input("input")?
-                .sum(dims.as_deref(), c.attrs.bool("keepdim")?)
-        },
-    },
-    OpSpec {
-        name: "mean",
-        summary: "mean over dim (all when none)",
-        inputs: INPUT,
-        attrs: REDUCE,
-        run: |c| {
-            let dims = c.attrs.opt_ints("dim")?;
-            c.input("input")?
-                .mean(dims.as_deref(), c.attrs.bool("keepdim")?)
-        },
-    },
-    OpSpec {
-        name: "matmul",
-        summary: "batched matrix product, [..., m, k] @ [..., k, n]",
-        inputs: INPUT_OTHER,
-        attrs: &[],
-        run: |c| c.input("input")?.matmul(c.input("other")?),
-    },
-    OpSpec {
-        name: "reshape",
-        summary: "same values, new shape (one dim may be -1)",
-        inputs: INPUT,
-        attrs: &[attr("shape", AttrKind::Ints, None)],
-        run: |c| c.input("input")?.reshape(&c.attrs.ints("shape")?),
-    },
-    OpSpec {
-        name: "permute",
-        summary: "reorder dims: output dim i is input dim dims[i]",
-        inputs: INPUT,
-        attrs: &[attr("dims", AttrKind::Ints, None)],
-        run: |c| c.input("input")?.permute(&c.attrs.ints("dims")?),
-    },
-    OpSpec {
-        name: "transpose",
-        summary: "swap dims dim0 and dim1",
-        inputs: INPUT,
-        attrs: &[
-            attr("dim0", AttrKind::Int, None),
-            attr("dim1", AttrKind::Int, None),
-        ],
-        run: |c| {
-            c.input("input")?
-                .transpose(c.attrs.int("dim0")?, c.attrs.int("dim1")?)
-        },
-    },
-    OpSpec {
-        name: "cat",
-        summary: "concatenate tensors.0, tensors.1, ... along dim",
-        inputs: &[InputSpec {
-            name: "tensors",
-            dtype: DType::F32,
-            differentiable: true,
-            variadic: true,
-        }],
-        attrs: &[attr("dim", AttrKind::Int, Some("0"))],
-        run: |c| Var::concat(c.inputs_of("tensors")?, c.attrs.int("dim")?),
-    },
-    OpSpec {
-        name: "slice",
-        summary: "input[..., start:end:step, ...] along dim (aten::slice)",
-        inputs: INPUT,
-        attrs: &[
-            attr("dim", AttrKind::Int, Some("0")),
-            attr("start", AttrKind::Int, Some("0")),
-            attr("end", AttrKind::Int, Some("9223372036854775807")),
-            attr("step", AttrKind::Int, Some("1")),
-        ],
-        run: |c| {
-            let a = &c.attrs;
-            c.input("input")?.slice(
-                a.int("dim")?,
-                a.int("start")?,
-                a.int("end")?,
-                a.int("step")?,
-            )
-        },
-    },
-    OpSpec {
-        name: "softmax",
-        summary: "softmax along dim",
-        inputs: INPUT,
-        attrs: DIM,
-        run: |c| c.input("input")?.softmax(c.attrs.int("dim")?),
-    },
-    OpSpec {
-        name: "log_softmax",
-        summary: "log of softmax along dim, computed stably",
-        inputs: INPUT,
-        attrs: DIM,
-        run: |c| c.input("input")?.log_softmax(c.attrs.int("dim")?),
-    },
+pub(crate) const INPUT: &[InputSpec] = &[f32_in("input")];
+pub(crate) const INPUT_OTHER: &[InputSpec] = &[f32_in("input"), f32_in("other")];
+/// Every op family's table, in listing order.
+static FAMILIES: &[&[OpSpec]] = &[
+    super::elementwise::OPS,
+    super::reduce::OPS,
+    super::matmul::OPS,
+    super::layout::OPS,
+    super::softmax::OPS,
 ];
 
 /// Every op, in listing order.
-pub fn all() -> &'static [OpSpec] {
-    OPS
+pub fn all() -> impl Iterator<Item = &'static OpSpec> {
+    FAMILIES.iter().flat_map(|f| f.iter())
 }
 
 /// Looks an op up by name; the error lists the known ones.
 pub fn find(name: &str) -> Result<&'static OpSpec> {
-    OPS.iter().find(|o| o.name == name).ok_or_else(|| {
-        let names: Vec<&str> = OPS.iter().map(|o| o.name).collect();
+    all().find(|o| o.name == name).ok_or_else(|| {
+        let names: Vec<&str> = all().map(|o| o.name).collect();
         Error::op(name, format!("unknown op; known ops: {}", names.join(", ")))
     })
 }
@@ -309,6 +134,11 @@ impl OpSpec {
                         self.name,
                         format!("missing input {0}: give {0}.0, {0}.1, ...", spec.name),
                     ));
+                }
+            } else if spec.optional {
+                match take(spec.name) {
+                    Some(t) => values.push(t),
+                    None => continue,
                 }
             } else {
                 values.push(take(spec.name).ok_or_else(|| {

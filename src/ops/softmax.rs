@@ -1,7 +1,9 @@
 //! softmax and log_softmax over one axis (shaders/softmax.wgsl).
 
+use super::attrs::{AttrKind, AttrSpec};
 use super::elementwise::expect_f32;
 use super::params::Params;
+use super::registry::{attr, OpSpec, INPUT};
 use crate::autograd::Var;
 use crate::error::Result;
 use crate::gpu::{Kernel, WORKGROUP};
@@ -78,3 +80,22 @@ impl Var {
         self.softmax_op(dim, true)
     }
 }
+
+const DIM: &[AttrSpec] = &[attr("dim", AttrKind::Int, None)];
+
+pub static OPS: &[OpSpec] = &[
+    OpSpec {
+        name: "softmax",
+        summary: "softmax along dim",
+        inputs: INPUT,
+        attrs: DIM,
+        run: |c| c.input("input")?.softmax(c.attrs.int("dim")?),
+    },
+    OpSpec {
+        name: "log_softmax",
+        summary: "log of softmax along dim, computed stably",
+        inputs: INPUT,
+        attrs: DIM,
+        run: |c| c.input("input")?.log_softmax(c.attrs.int("dim")?),
+    },
+];
