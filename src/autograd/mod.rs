@@ -234,6 +234,7 @@ fn accumulate(grads: &mut HashMap<u64, Tensor>, id: u64, g: Tensor) -> Result<()
 }
 
 /// Gradients of one backward pass, for every recorded value.
+#[derive(Debug)]
 pub struct Gradients {
     grads: HashMap<u64, Tensor>,
 }
