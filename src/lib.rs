@@ -2,11 +2,13 @@
 //! computation is a hand-written WGSL compute shader driven by a tape autograd.
 
 pub mod autograd;
+pub mod bench;
 pub mod cli;
 pub mod error;
 pub mod gpu;
 pub mod gradcheck;
 pub mod io;
+pub mod nn;
 pub mod ops;
 pub mod shape;
 pub mod tensor;

@@ -103,6 +103,13 @@ impl Tensor {
         Ok(t)
     }
 
+    /// Overwrites this tensor's storage in place (every holder sees the new values).
+    pub fn write(&self, data: &[f32]) -> Result<()> {
+        Self::check_len(&self.shape, data.len())?;
+        self.expect_dtype(DType::F32)?;
+        self.gpu().upload(self.buffer(), bytemuck::cast_slice(data))
+    }
+
     /// An RGB image as a [3, H, W] tensor with values in [0, 1].
     pub fn from_image(gpu: &Gpu, img: &image::DynamicImage) -> Result<Tensor> {
         let rgb = img.to_rgb8();

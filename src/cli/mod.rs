@@ -1,5 +1,6 @@
 //! The `wgseg` command line.
 
+mod bench;
 mod gradcheck;
 mod info;
 mod op;
@@ -32,6 +33,17 @@ enum Command {
     },
     /// Run one op on the GPU from a safetensors file (and its backward with grad_output).
     Op(op::OpArgs),
+    /// Measure kernels (ms, GFLOP/s or GB/s) on this adapter.
+    Bench {
+        /// Only cases whose name contains this.
+        filter: Option<String>,
+        /// Also write the results as a JSON array to this file.
+        #[arg(long)]
+        json: Option<PathBuf>,
+        /// Timed runs per case (the median is reported).
+        #[arg(long, default_value_t = 10)]
+        iters: usize,
+    },
     /// Check every op (or the named ones) against its CPU f64 reference and finite differences.
     Gradcheck {
         /// Ops to check (default: all).
@@ -58,6 +70,11 @@ pub fn main() -> ExitCode {
         } => shaders::check(dir),
         Command::Op(args) => op::run(args),
         Command::Gradcheck { ops, seed } => gradcheck::run(&ops, seed),
+        Command::Bench {
+            filter,
+            json,
+            iters,
+        } => bench::run(filter, json, iters),
     };
     match result {
         Ok(code) => code,
