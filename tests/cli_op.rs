@@ -205,3 +205,28 @@ fn gradcheck_command_passes() {
     let o = wgseg(&["gradcheck", "nosuchop"], &[]);
     assert_eq!(o.status.code(), Some(2));
 }
+
+#[test]
+fn bench_prints_a_table_and_writes_json() {
+    let json = scratch("bench").join("bench.json");
+    let o = wgseg(
+        &[
+            "bench",
+            "sum",
+            "--iters",
+            "1",
+            "--json",
+            json.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("GB/s"));
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let first = &v.as_array().unwrap()[0];
+    for key in ["name", "shape", "ms"] {
+        assert!(first.get(key).is_some(), "{key} missing in {first}");
+    }
+    assert!(first["ms"].as_f64().unwrap() > 0.0);
+}

@@ -4,6 +4,7 @@
 pub mod attrs;
 pub mod elementwise;
 pub mod layout;
+pub mod linear;
 pub mod matmul;
 pub mod params;
 pub mod reduce;

@@ -92,6 +92,7 @@ static FAMILIES: &[&[OpSpec]] = &[
     super::reduce::OPS,
     super::matmul::OPS,
     super::layout::OPS,
+    super::linear::OPS,
     super::softmax::OPS,
 ];
 

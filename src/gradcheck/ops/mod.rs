@@ -2,6 +2,7 @@
 
 mod elementwise;
 mod layout;
+mod linear;
 mod matmul;
 mod reduce;
 mod softmax;
@@ -13,6 +14,7 @@ static FAMILIES: &[&[Check]] = &[
     reduce::CHECKS,
     matmul::CHECKS,
     layout::CHECKS,
+    linear::CHECKS,
     softmax::CHECKS,
 ];
 
