@@ -4,6 +4,7 @@
 use super::attrs::AttrKind;
 use super::elementwise::zeros;
 use super::params::Params;
+use super::reduce::sum_to_shape;
 use super::registry::{attr, InputSpec, OpSpec, INPUT};
 use crate::autograd::Var;
 use crate::error::{Error, Result};
@@ -247,6 +248,16 @@ impl Var {
         self.permute(&dims)
     }
 
+    /// torch.Tensor.expand: broadcasts to `shape` (NumPy rules), materialised.
+    pub fn expand(&self, shape: &[usize]) -> Result<Var> {
+        let x = self.value();
+        let out = expand(&x, shape)?;
+        let in_shape = x.shape().to_vec();
+        Ok(Var::from_op(out, &[self], move |g| {
+            Ok(vec![Some(sum_to_shape(g, &in_shape)?)])
+        }))
+    }
+
     /// torch.cat(tensors, dim).
     pub fn concat(xs: &[Var], dim: i64) -> Result<Var> {
         let values: Vec<Tensor> = xs.iter().map(|v| v.value()).collect();
@@ -355,6 +366,23 @@ pub static OPS: &[OpSpec] = &[
         run: |c| {
             c.input("input")?
                 .transpose(c.attrs.int("dim0")?, c.attrs.int("dim1")?)
+        },
+    },
+    OpSpec {
+        name: "expand",
+        summary: "broadcast input to size (NumPy rules), materialised",
+        inputs: INPUT,
+        attrs: &[attr("size", AttrKind::Ints, None)],
+        run: |c| {
+            let size = c.attrs.ints("size")?;
+            let size = size
+                .iter()
+                .map(|&d| {
+                    usize::try_from(d)
+                        .map_err(|_| Error::op("expand", format!("size {d} must be >= 0")))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            c.input("input")?.expand(&size)
         },
     },
     OpSpec {

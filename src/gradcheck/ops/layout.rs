@@ -134,6 +134,27 @@ pub static CHECKS: &[Check] = &[
         },
     },
     Check {
+        op: "expand",
+        reference: |x, a| {
+            let x = input(x, "input")?;
+            let size: Vec<usize> = a.ints("size")?.iter().map(|&d| d as usize).collect();
+            let st = crate::shape::broadcast_strides(&x.shape, &size);
+            let data = (0..size.iter().product())
+                .map(|i| x.data[flat(&unravel(i, &size), &st)])
+                .collect();
+            Ok(HostTensor::new(&size, data))
+        },
+        cases: |r| {
+            vec![
+                case(vec![("input", uniform(r, &[3, 1]))], &[("size", "2,3,4")]),
+                case(
+                    vec![("input", uniform(r, &[1, 4, 1, 1]))],
+                    &[("size", "2,4,3,5")],
+                ),
+            ]
+        },
+    },
+    Check {
         op: "cat",
         reference: |x, a| cat(x, a.int("dim")?),
         cases: |r| {
