@@ -64,7 +64,7 @@ pub fn matmul_views(
         .idx(op, bv.row_stride)?
         .idx(op, bv.col_stride)?
         .align16();
-    let groups = [n.div_ceil(32) as u32, m.div_ceil(32) as u32, batch as u32];
+    let groups = [n.div_ceil(64) as u32, m.div_ceil(64) as u32, batch as u32];
     let gpu = a.gpu();
     gpu.dispatch(
         &Kernel::new("matmul", "main"),
