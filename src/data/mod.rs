@@ -1,0 +1,3 @@
+//! Datasets: the built-in synthetic shapes and VOC-layout folders.
+
+pub mod synthetic;
