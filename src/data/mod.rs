@@ -1,3 +1,5 @@
 //! Datasets: the built-in synthetic shapes and VOC-layout folders.
 
+pub mod export;
 pub mod synthetic;
+pub mod voc;
