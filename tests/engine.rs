@@ -221,20 +221,29 @@ fn large_tensors_use_two_dimensional_grids() {
 fn matmul_and_linear_match_cpu_across_many_blocks() {
     let gpu = Gpu::shared().unwrap();
     let (b, m, k, n) = (2, 70, 33, 130);
-    let av: Vec<f32> = (0..b * m * k).map(|i| ((i * 37 % 101) as f32 / 50.0) - 1.0).collect();
-    let bv: Vec<f32> = (0..b * k * n).map(|i| ((i * 53 % 97) as f32 / 48.0) - 1.0).collect();
-    let c = wgseg::ops::kernels::matmul(&t(&gpu, &av, &[b, m, k]), &t(&gpu, &bv, &[b, k, n])).unwrap();
+    let av: Vec<f32> = (0..b * m * k)
+        .map(|i| ((i * 37 % 101) as f32 / 50.0) - 1.0)
+        .collect();
+    let bv: Vec<f32> = (0..b * k * n)
+        .map(|i| ((i * 53 % 97) as f32 / 48.0) - 1.0)
+        .collect();
+    let c =
+        wgseg::ops::kernels::matmul(&t(&gpu, &av, &[b, m, k]), &t(&gpu, &bv, &[b, k, n])).unwrap();
     let mut want = vec![0f32; b * m * n];
     for z in 0..b {
         for i in 0..m {
             for j in 0..n {
-                want[(z * m + i) * n + j] = (0..k).map(|l| av[(z * m + i) * k + l] * bv[(z * k + l) * n + j]).sum();
+                want[(z * m + i) * n + j] = (0..k)
+                    .map(|l| av[(z * m + i) * k + l] * bv[(z * k + l) * n + j])
+                    .sum();
             }
         }
     }
     assert!(common::rel_err(&c.to_vec().unwrap(), &want) < 1e-5);
     // linear reads its [n, k] weight transposed: compare with the same product.
     let w: Vec<f32> = (0..n * k).map(|i| bv[(i % k) * n + i / k]).collect();
-    let y = wgseg::ops::linear::linear(&t(&gpu, &av[..m * k], &[m, k]), &t(&gpu, &w, &[n, k]), None).unwrap();
+    let y =
+        wgseg::ops::linear::linear(&t(&gpu, &av[..m * k], &[m, k]), &t(&gpu, &w, &[n, k]), None)
+            .unwrap();
     assert!(common::rel_err(&y.to_vec().unwrap(), &want[..m * n]) < 1e-5);
 }

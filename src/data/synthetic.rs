@@ -213,8 +213,8 @@ fn box_blur(img: &mut [[f32; 3]], size: usize) {
 /// index always give the same sample, independently of other samples.
 pub fn generate(spec: &SynthSpec, index: u64) -> Sample {
     let style_salt = match spec.style {
-        Style::A => 0x5eed_a,
-        Style::B => 0x5eed_b,
+        Style::A => 0x0005_eeda,
+        Style::B => 0x0005_eedb,
     };
     let mut rng = StdRng::seed_from_u64(
         spec.seed.wrapping_mul(0x9e37_79b9_7f4a_7c15)
