@@ -11,6 +11,7 @@ pub mod gradcheck;
 pub mod io;
 pub mod nn;
 pub mod ops;
+pub mod optim;
 pub mod shape;
 pub mod tensor;
 
