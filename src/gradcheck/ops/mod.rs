@@ -3,6 +3,7 @@
 mod elementwise;
 mod layout;
 mod matmul;
+mod norm;
 mod reduce;
 mod softmax;
 
@@ -14,6 +15,7 @@ static FAMILIES: &[&[Check]] = &[
     matmul::CHECKS,
     layout::CHECKS,
     softmax::CHECKS,
+    norm::CHECKS,
 ];
 
 /// The check of `op`, if it has one.
