@@ -6,6 +6,7 @@ pub mod elementwise;
 pub mod layout;
 pub mod linear;
 pub mod matmul;
+pub mod norm;
 pub mod params;
 pub mod reduce;
 pub mod registry;
@@ -19,6 +20,7 @@ pub mod kernels {
     };
     pub use super::layout::{concat, expand, permute, slice, strided_copy};
     pub use super::matmul::{matmul, matmul_views, MatView};
+    pub use super::norm::{batch_norm, group_norm, instance_norm, layer_norm};
     pub use super::reduce::{reduce_sum, sum_to_shape};
     pub use super::softmax::{softmax, softmax_backward};
 }

@@ -94,6 +94,7 @@ static FAMILIES: &[&[OpSpec]] = &[
     super::layout::OPS,
     super::linear::OPS,
     super::softmax::OPS,
+    super::norm::OPS,
 ];
 
 /// Every op, in listing order.

@@ -4,6 +4,7 @@ mod elementwise;
 mod layout;
 mod linear;
 mod matmul;
+mod norm;
 mod reduce;
 mod softmax;
 
@@ -16,6 +17,7 @@ static FAMILIES: &[&[Check]] = &[
     layout::CHECKS,
     linear::CHECKS,
     softmax::CHECKS,
+    norm::CHECKS,
 ];
 
 /// The check of `op`, if it has one.

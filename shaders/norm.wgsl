@@ -1,0 +1,277 @@
+// batch, instance, group and layer normalisation, forward and backward.
+//
+// The input is viewed as `rows` rows of `row_len` contiguous elements: (n, c) planes
+// of length H*W for the channel norms, rows of the normalised trailing dims for
+// layer_norm. A normalisation group is `count` rows, row r = g * group_div + t * stride
+// (t < count), so row r belongs to group (r / group_div) % groups:
+//   batch_norm     groups C,     group_div 1,   stride C, count N
+//   instance_norm  groups N*C,   group_div 1,   stride 1, count 1
+//   group_norm     groups N*G,   group_div C/G, stride 1, count C/G
+//   layer_norm     groups rows,  group_div 1,   stride 1, count 1
+// Row r's channel (its weight and bias) is r % channels (channels is 1 for layer_norm,
+// whose affine runs along the row instead).
+//
+// Reductions go per row first (one invocation per row, or one workgroup per row for
+// long rows) and then per group over its few rows, so no kernel divides per element
+// inside a reduction. Elementwise kernels read one vec4 of coefficients per row:
+//   forward:  y  = coef.y * (x - coef.x) + coef.z
+//   backward: dx = coef.y * (x - coef.x) + coef.z + coef.w * u
+struct Params {
+    rows: u32,
+    row_len: u32,
+    groups: u32,
+    group_div: u32,
+    stride: u32,
+    count: u32,
+    channels: u32,
+    total: u32,
+    eps: f32,
+    momentum: f32,
+}
+
+@group(0) @binding(0) var<storage, read> x: array<f32>;
+@group(0) @binding(1) var<storage, read> u: array<f32>;
+@group(0) @binding(2) var<storage, read> mean: array<f32>;
+@group(0) @binding(3) var<storage, read> var_: array<f32>;
+@group(0) @binding(4) var<storage, read> w: array<f32>;
+@group(0) @binding(5) var<storage, read> b: array<f32>;
+@group(0) @binding(6) var<storage, read> pa: array<f32>;
+@group(0) @binding(7) var<storage, read> pb: array<f32>;
+@group(0) @binding(8) var<storage, read> coef: array<vec4<f32>>;
+@group(0) @binding(9) var<storage, read_write> out_a: array<f32>;
+@group(0) @binding(10) var<storage, read_write> out_b: array<f32>;
+@group(0) @binding(11) var<storage, read_write> coef_out: array<vec4<f32>>;
+@group(0) @binding(12) var<storage, read_write> y: array<f32>;
+@group(0) @binding(13) var<storage, read_write> run_mean: array<f32>;
+@group(0) @binding(14) var<storage, read_write> run_var: array<f32>;
+@group(0) @binding(15) var<uniform> p: Params;
+
+var<workgroup> partial: array<vec2<f32>, 256>;
+
+fn thread_index(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
+    return gid.x + gid.y * nwg.x * 256u;
+}
+
+fn group_of(r: u32) -> u32 {
+    return (r / p.group_div) % p.groups;
+}
+
+fn rstd(g: u32) -> f32 {
+    return 1.0 / sqrt(var_[g] + p.eps);
+}
+
+// Sum of `v` over the workgroup, returned to every invocation.
+fn workgroup_sum(lid: u32, v: vec2<f32>) -> vec2<f32> {
+    partial[lid] = v;
+    workgroupBarrier();
+    for (var s = 128u; s > 0u; s = s >> 1u) {
+        if lid < s {
+            partial[lid] += partial[lid + s];
+        }
+        workgroupBarrier();
+    }
+    let total = partial[0];
+    workgroupBarrier();
+    return total;
+}
+
+// Per row: its mean (out_a) and sum of squared deviations (out_b), in two passes.
+@compute @workgroup_size(256)
+fn row_moments(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let r = thread_index(gid, nwg);
+    if r >= p.rows {
+        return;
+    }
+    let base = r * p.row_len;
+    var s = 0.0;
+    for (var k = 0u; k < p.row_len; k++) {
+        s += x[base + k];
+    }
+    let m = s / f32(p.row_len);
+    var q = 0.0;
+    for (var k = 0u; k < p.row_len; k++) {
+        let d = x[base + k] - m;
+        q += d * d;
+    }
+    out_a[r] = m;
+    out_b[r] = q;
+}
+
+@compute @workgroup_size(256)
+fn row_moments_wg(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let r = wid.x + wid.y * nwg.x;
+    if r >= p.rows {
+        return;
+    }
+    let base = r * p.row_len;
+    var s = 0.0;
+    for (var k = lid; k < p.row_len; k += 256u) {
+        s += x[base + k];
+    }
+    let m = workgroup_sum(lid, vec2<f32>(s, 0.0)).x / f32(p.row_len);
+    var q = 0.0;
+    for (var k = lid; k < p.row_len; k += 256u) {
+        let d = x[base + k] - m;
+        q += d * d;
+    }
+    let total = workgroup_sum(lid, vec2<f32>(q, 0.0)).x;
+    if lid == 0u {
+        out_a[r] = m;
+        out_b[r] = total;
+    }
+}
+
+// Per group: mean (out_a) and biased variance (out_b) from its rows' moments (pa, pb),
+// merged exactly (Chan et al.) since every row has row_len elements.
+@compute @workgroup_size(256)
+fn group_moments(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let g = thread_index(gid, nwg);
+    if g >= p.groups {
+        return;
+    }
+    let first = g * p.group_div;
+    var s = 0.0;
+    for (var t = 0u; t < p.count; t++) {
+        s += pa[first + t * p.stride];
+    }
+    let m = s / f32(p.count);
+    var q = 0.0;
+    for (var t = 0u; t < p.count; t++) {
+        let r = first + t * p.stride;
+        let d = pa[r] - m;
+        q += pb[r] + f32(p.row_len) * d * d;
+    }
+    out_a[g] = m;
+    out_b[g] = q / (f32(p.count) * f32(p.row_len));
+}
+
+// batch_norm's running statistics, in place: the variance enters unbiased.
+@compute @workgroup_size(256)
+fn running_update(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let c = thread_index(gid, nwg);
+    if c >= p.groups {
+        return;
+    }
+    let n = f32(p.count) * f32(p.row_len);
+    let m = p.momentum;
+    run_mean[c] = (1.0 - m) * run_mean[c] + m * mean[c];
+    run_var[c] = (1.0 - m) * run_var[c] + m * var_[c] * n / (n - 1.0);
+}
+
+// Forward coefficients of each row: (mean, rstd * weight, bias, 0).
+@compute @workgroup_size(256)
+fn coef_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let r = thread_index(gid, nwg);
+    if r >= p.rows {
+        return;
+    }
+    let g = group_of(r);
+    let c = r % p.channels;
+    coef_out[r] = vec4<f32>(mean[g], rstd(g) * w[c], b[c], 0.0);
+}
+
+@compute @workgroup_size(256)
+fn apply_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = thread_index(gid, nwg);
+    if i >= p.total {
+        return;
+    }
+    let c = coef[i / p.row_len];
+    y[i] = c.y * (x[i] - c.x) + c.z;
+}
+
+// layer_norm's forward: the row's coefficients normalise, weight and bias run along it.
+@compute @workgroup_size(256)
+fn apply_cols(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = thread_index(gid, nwg);
+    if i >= p.total {
+        return;
+    }
+    let r = i / p.row_len;
+    let j = i - r * p.row_len;
+    let c = coef[r];
+    y[i] = (c.y * (x[i] - c.x) + c.z) * w[j] + b[j];
+}
+
+// Per row: sum(u) (out_a) and sum(u * xhat) (out_b), xhat normalised by the row's group.
+@compute @workgroup_size(256)
+fn row_sums(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let r = thread_index(gid, nwg);
+    if r >= p.rows {
+        return;
+    }
+    let g = group_of(r);
+    let m = mean[g];
+    let rs = rstd(g);
+    let base = r * p.row_len;
+    var acc = vec2<f32>(0.0);
+    for (var k = 0u; k < p.row_len; k++) {
+        let v = u[base + k];
+        acc += vec2<f32>(v, v * (x[base + k] - m) * rs);
+    }
+    out_a[r] = acc.x;
+    out_b[r] = acc.y;
+}
+
+@compute @workgroup_size(256)
+fn row_sums_wg(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let r = wid.x + wid.y * nwg.x;
+    if r >= p.rows {
+        return;
+    }
+    let g = group_of(r);
+    let m = mean[g];
+    let rs = rstd(g);
+    let base = r * p.row_len;
+    var acc = vec2<f32>(0.0);
+    for (var k = lid; k < p.row_len; k += 256u) {
+        let v = u[base + k];
+        acc += vec2<f32>(v, v * (x[base + k] - m) * rs);
+    }
+    let total = workgroup_sum(lid, acc);
+    if lid == 0u {
+        out_a[r] = total.x;
+        out_b[r] = total.y;
+    }
+}
+
+// Per group: sum(g * w) (out_a) and sum(g * w * xhat) (out_b) from its rows' sums (pa, pb).
+@compute @workgroup_size(256)
+fn group_sums(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let g = thread_index(gid, nwg);
+    if g >= p.groups {
+        return;
+    }
+    let first = g * p.group_div;
+    var acc = vec2<f32>(0.0);
+    for (var t = 0u; t < p.count; t++) {
+        let r = first + t * p.stride;
+        acc += w[r % p.channels] * vec2<f32>(pa[r], pb[r]);
+    }
+    out_a[g] = acc.x;
+    out_b[g] = acc.y;
+}
+
+// Backward coefficients of each row from its group's sums (pa, pb) over n elements:
+// dx = rstd * (g*w - sum(g*w)/n - xhat * sum(g*w*xhat)/n).
+@compute @workgroup_size(256)
+fn coef_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let r = thread_index(gid, nwg);
+    if r >= p.rows {
+        return;
+    }
+    let g = group_of(r);
+    let rs = rstd(g);
+    let n = f32(p.count) * f32(p.row_len);
+    coef_out[r] = vec4<f32>(mean[g], -rs * rs * pb[g] / n, -rs * pa[g] / n, rs * w[r % p.channels]);
+}
+
+@compute @workgroup_size(256)
+fn grad_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = thread_index(gid, nwg);
+    if i >= p.total {
+        return;
+    }
+    let c = coef[i / p.row_len];
+    y[i] = c.y * (x[i] - c.x) + c.z + c.w * u[i];
+}
