@@ -93,6 +93,9 @@ static FAMILIES: &[&[OpSpec]] = &[
     super::matmul::OPS,
     super::layout::OPS,
     super::softmax::OPS,
+    super::pool::OPS,
+    super::interpolate::OPS,
+    super::dropout::OPS,
 ];
 
 /// Every op, in listing order.

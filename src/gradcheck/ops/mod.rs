@@ -1,8 +1,11 @@
 //! Gradient checks per op family, mirroring src/ops.
 
+mod dropout;
 mod elementwise;
+mod interpolate;
 mod layout;
 mod matmul;
+mod pool;
 mod reduce;
 mod softmax;
 
@@ -14,6 +17,9 @@ static FAMILIES: &[&[Check]] = &[
     matmul::CHECKS,
     layout::CHECKS,
     softmax::CHECKS,
+    pool::CHECKS,
+    interpolate::CHECKS,
+    dropout::CHECKS,
 ];
 
 /// The check of `op`, if it has one.
