@@ -1,8 +1,8 @@
 // Elementwise unary ops and their backward, selected by the OP specialisation
 // constant so each op compiles to its own branch-free pipeline.
 // 0 relu, 1 leaky_relu, 2 sigmoid, 3 tanh, 4 exp, 5 log, 6 sqrt, 7 pow,
-// 8 add_scalar, 9 mul_scalar, 10 neg, 11 relu6. `alpha` is the op's scalar
-// (negative slope, exponent, or the scalar operand).
+// 8 add_scalar, 9 mul_scalar, 10 neg, 11 relu6, 12 gelu, 13 gelu (tanh approximation).
+// `alpha` is the op's scalar (negative slope, exponent, or the scalar operand).
 override OP: u32 = 0u;
 
 struct Params {
@@ -33,6 +33,41 @@ fn signed_pow(v: f32, a: f32) -> f32 {
     return m;
 }
 
+// N. Juffa's erff (under 1 ulp given an accurate exp), so gelu follows PyTorch's
+// std::erf closely, tails included, unlike 1e-7 absolute-error approximations.
+fn erf(a: f32) -> f32 {
+    let t = abs(a);
+    let s = a * a;
+    if t > 0.927734375 {
+        var r = fma(fma(-1.72853470e-5, t, 3.83197126e-4), s, fma(-3.88396438e-3, t, 2.42546219e-2));
+        r = fma(r, t, -1.06777877e-1);
+        r = fma(r, t, -6.34846687e-1);
+        r = fma(r, t, -1.28717512e-1);
+        r = fma(r, t, -t);
+        let e = 1.0 - exp(r);
+        return select(-e, e, a >= 0.0);
+    }
+    var r = -5.96761703e-4;
+    r = fma(r, s, 4.99119423e-3);
+    r = fma(r, s, -2.67681349e-2);
+    r = fma(r, s, 1.12819925e-1);
+    r = fma(r, s, -3.76125336e-1);
+    r = fma(r, s, 1.28379166e-1);
+    return fma(r, a, a);
+}
+
+const SQRT1_2: f32 = 0.70710678118654752;
+// sqrt(2 / pi) and 1 / sqrt(2 pi)
+const GELU_BETA: f32 = 0.79788456080286536;
+const INV_SQRT_2PI: f32 = 0.39894228040143268;
+const GELU_KAPPA: f32 = 0.044715;
+
+// tanh of the tanh-gelu argument; clamped because tanh may be lowered to
+// sinh/cosh, which overflow near 89 (tanh(10) is already 1 in f32).
+fn gelu_tanh_inner(v: f32) -> f32 {
+    return tanh(clamp(GELU_BETA * (v + GELU_KAPPA * v * v * v), -10.0, 10.0));
+}
+
 fn forward_op(v: f32) -> f32 {
     switch OP {
         case 0u: { return max(v, 0.0); }
@@ -47,6 +82,8 @@ fn forward_op(v: f32) -> f32 {
         case 9u: { return v * p.alpha; }
         case 10u: { return -v; }
         case 11u: { return clamp(v, 0.0, 6.0); }
+        case 12u: { return 0.5 * v * (1.0 + erf(v * SQRT1_2)); }
+        case 13u: { return 0.5 * v * (1.0 + gelu_tanh_inner(v)); }
         default: { return v; }
     }
 }
@@ -66,6 +103,15 @@ fn backward_op(v: f32, o: f32, g: f32) -> f32 {
         case 9u: { return g * p.alpha; }
         case 10u: { return -g; }
         case 11u: { return select(0.0, g, v > 0.0 && v < 6.0); }
+        case 12u: {
+            let cdf = 0.5 * (1.0 + erf(v * SQRT1_2));
+            return g * (cdf + v * exp(-0.5 * v * v) * INV_SQRT_2PI);
+        }
+        case 13u: {
+            let t = gelu_tanh_inner(v);
+            let inner_grad = GELU_BETA * (1.0 + 3.0 * GELU_KAPPA * v * v);
+            return g * (0.5 * (1.0 + t) + 0.5 * v * (1.0 - t * t) * inner_grad);
+        }
         default: { return g; }
     }
 }

@@ -136,6 +136,9 @@ pub enum UnaryOp {
     MulScalar = 9,
     Neg = 10,
     Relu6 = 11,
+    Gelu = 12,
+    /// gelu with approximate="tanh".
+    GeluTanh = 13,
 }
 
 impl UnaryOp {
@@ -153,6 +156,7 @@ impl UnaryOp {
             UnaryOp::MulScalar => "mul_scalar",
             UnaryOp::Neg => "neg",
             UnaryOp::Relu6 => "relu6",
+            UnaryOp::Gelu | UnaryOp::GeluTanh => "gelu",
         }
     }
 }
@@ -296,6 +300,21 @@ impl Var {
     pub fn neg(&self) -> Result<Var> {
         self.unary(UnaryOp::Neg, 0.0)
     }
+
+    /// F.gelu: `approximate` is "none" (the exact erf form) or "tanh".
+    pub fn gelu(&self, approximate: &str) -> Result<Var> {
+        let op = match approximate {
+            "none" => UnaryOp::Gelu,
+            "tanh" => UnaryOp::GeluTanh,
+            other => {
+                return Err(Error::op(
+                    "gelu",
+                    format!("approximate must be \"none\" or \"tanh\", got {other:?}"),
+                ))
+            }
+        };
+        self.unary(op, 0.0)
+    }
 }
 
 const SCALAR_OTHER: &[AttrSpec] = &[attr("other", AttrKind::Float, None)];
@@ -374,6 +393,13 @@ pub static OPS: &[OpSpec] = &[
                 c.attrs.float("negative_slope")? as f32,
             )
         },
+    },
+    OpSpec {
+        name: "gelu",
+        summary: "input * Phi(input) (erf form), or its tanh approximation",
+        inputs: INPUT,
+        attrs: &[attr("approximate", AttrKind::Str, Some("none"))],
+        run: |c| c.input("input")?.gelu(c.attrs.str("approximate")?),
     },
     unary_spec!("sigmoid", UnaryOp::Sigmoid, "1 / (1 + exp(-input))"),
     unary_spec!("tanh", UnaryOp::Tanh, "tanh(input)"),

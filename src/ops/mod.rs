@@ -2,25 +2,34 @@
 //! dispatches) and the `Var` methods that record them on the tape.
 
 pub mod attrs;
+pub mod dropout;
 pub mod elementwise;
+pub mod interpolate;
 pub mod layout;
 pub mod linear;
 pub mod matmul;
 pub mod norm;
 pub mod params;
+pub mod pool;
 pub mod reduce;
 pub mod registry;
 pub mod softmax;
 
 /// Tensor-level kernels without autograd, for backward rules and optimisers.
 pub mod kernels {
+    pub use super::dropout::dropout;
     pub use super::elementwise::{
         add, binary, div, fill, full, mul, neg, scale, sub, unary, unary_backward, zeros, BinaryOp,
         UnaryOp,
     };
+    pub use super::interpolate::{interpolate, resize, resize_backward, Resize};
     pub use super::layout::{concat, expand, permute, slice, strided_copy};
     pub use super::matmul::{matmul, matmul_views, MatView};
     pub use super::norm::{batch_norm, group_norm, instance_norm, layer_norm};
+    pub use super::pool::{
+        adaptive_avg_pool2d, adaptive_avg_pool2d_backward, avg_pool2d, avg_pool2d_backward,
+        max_pool2d, max_pool2d_backward, Pool2d,
+    };
     pub use super::reduce::{reduce_sum, sum_to_shape};
     pub use super::softmax::{softmax, softmax_backward};
 }

@@ -95,6 +95,9 @@ static FAMILIES: &[&[OpSpec]] = &[
     super::linear::OPS,
     super::softmax::OPS,
     super::norm::OPS,
+    super::pool::OPS,
+    super::interpolate::OPS,
+    super::dropout::OPS,
 ];
 
 /// Every op, in listing order.

@@ -74,6 +74,39 @@ fn scalar_case(rng: &mut StdRng) -> Vec<Case> {
     vec![case(vec![("input", uniform(rng, &s))], &[("other", &v)])]
 }
 
+/// erf in f64: its Maclaurin series below 3, the continued fraction of erfc above.
+fn erf(x: f64) -> f64 {
+    let a = x.abs();
+    let r = if a < 3.0 {
+        // 2/sqrt(pi) * sum_n (-1)^n a^(2n+1) / (n! (2n+1))
+        let (mut power, mut sum, mut n) = (a, a, 0.0);
+        loop {
+            n += 1.0;
+            power *= -a * a / n;
+            let term = power / (2.0 * n + 1.0);
+            sum += term;
+            if term.abs() <= 1e-17 * sum.abs() {
+                break;
+            }
+        }
+        sum * 2.0 / std::f64::consts::PI.sqrt()
+    } else {
+        // erfc(a) = exp(-a^2) / sqrt(pi) / (a + (1/2) / (a + (2/2) / (a + (3/2) / ...)))
+        let denominator = (1..=60).rev().fold(a, |f, k| a + k as f64 / 2.0 / f);
+        1.0 - (-a * a).exp() / std::f64::consts::PI.sqrt() / denominator
+    };
+    r.copysign(x)
+}
+
+fn gelu(v: f64, approximate: &str) -> f64 {
+    if approximate == "tanh" {
+        let beta = (2.0 / std::f64::consts::PI).sqrt();
+        0.5 * v * (1.0 + (beta * (v + 0.044715 * v * v * v)).tanh())
+    } else {
+        0.5 * v * (1.0 + erf(v / std::f64::consts::SQRT_2))
+    }
+}
+
 fn attr(a: &Attrs, name: &str) -> Result<f64> {
     a.float(name)
 }
@@ -142,6 +175,32 @@ pub static CHECKS: &[Check] = &[
                 vec![("input", uniform(r, &s))],
                 &[("negative_slope", "0.2")],
             )]
+        },
+    },
+    Check {
+        op: "gelu",
+        reference: |x, a| {
+            let approximate = a.str("approximate")?.to_string();
+            map(x, |v| gelu(v, &approximate))
+        },
+        cases: |r| {
+            let s = dims(r, 3, 2, 5);
+            let wide = dims(r, 2, 3, 6);
+            vec![
+                case(vec![("input", HostTensor::uniform(r, &s, -3.0, 3.0))], &[]),
+                case(
+                    vec![("input", HostTensor::uniform(r, &s, -3.0, 3.0))],
+                    &[("approximate", "tanh")],
+                ),
+                case(
+                    vec![("input", HostTensor::uniform(r, &wide, -12.0, 12.0))],
+                    &[],
+                ),
+                case(
+                    vec![("input", HostTensor::uniform(r, &wide, -12.0, 12.0))],
+                    &[("approximate", "tanh")],
+                ),
+            ]
         },
     },
     Check {

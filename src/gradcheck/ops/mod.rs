@@ -1,10 +1,13 @@
 //! Gradient checks per op family, mirroring src/ops.
 
+mod dropout;
 mod elementwise;
+mod interpolate;
 mod layout;
 mod linear;
 mod matmul;
 mod norm;
+mod pool;
 mod reduce;
 mod softmax;
 
@@ -18,6 +21,9 @@ static FAMILIES: &[&[Check]] = &[
     linear::CHECKS,
     softmax::CHECKS,
     norm::CHECKS,
+    pool::CHECKS,
+    interpolate::CHECKS,
+    dropout::CHECKS,
 ];
 
 /// The check of `op`, if it has one.
