@@ -1,0 +1,4 @@
+//! Evaluation: GPU K-means, cluster-to-class matching, segmentation metrics.
+
+pub mod kmeans;
+pub mod metrics;
