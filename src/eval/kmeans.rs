@@ -199,8 +199,8 @@ mod tests {
         for i in 0..300 {
             let c = i % 3;
             truth.push(c);
-            for j in 0..3 {
-                data.push(centres[c][j] + rng.random_range(-1.0f32..1.0));
+            for x in centres[c] {
+                data.push(x + rng.random_range(-1.0f32..1.0));
             }
         }
         let pts = Tensor::from_slice(&gpu, &data, &[300, 3]).unwrap();
