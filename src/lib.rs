@@ -13,6 +13,7 @@ pub mod io;
 pub mod nn;
 pub mod ops;
 pub mod optim;
+pub mod report;
 pub mod shape;
 pub mod tensor;
 

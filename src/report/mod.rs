@@ -1,0 +1,3 @@
+//! What a run shows a person: plots and prediction pictures.
+
+pub mod plot;
