@@ -1,3 +1,4 @@
 //! What a run shows a person: plots and prediction pictures.
 
 pub mod plot;
+pub mod visual;

@@ -10,7 +10,12 @@ use imageproc::rect::Rect;
 
 use crate::error::{Error, Result};
 
-static FONT: &[u8] = include_bytes!("../../assets/DejaVuSans.ttf");
+static FONT_BYTES: &[u8] = include_bytes!("../../assets/DejaVuSans.ttf");
+
+/// The embedded label font.
+pub fn font() -> Result<FontRef<'static>> {
+    FontRef::try_from_slice(FONT_BYTES).map_err(|e| Error::file("assets/DejaVuSans.ttf", e))
+}
 
 /// Distinguishable line colours, cycled per series.
 const COLOURS: [[u8; 3]; 6] = [
@@ -55,8 +60,7 @@ pub fn line_plot(
     y_label: &str,
     series: &[Series],
 ) -> Result<()> {
-    let font =
-        FontRef::try_from_slice(FONT).map_err(|e| Error::file("assets/DejaVuSans.ttf", e))?;
+    let font = font()?;
     let (w, h) = (800u32, 480u32);
     let (left, right, top, bottom) = (80i32, 20i32, 40i32, 60i32);
     let mut img = RgbImage::from_pixel(w, h, Rgb([255, 255, 255]));
