@@ -7,6 +7,7 @@ pub mod cli;
 pub mod data;
 pub mod error;
 pub mod eval;
+pub mod experiment;
 pub mod gpu;
 pub mod gradcheck;
 pub mod io;

@@ -1,0 +1,416 @@
+//! The experiment schema: what a YAML file may say, with defaults. Unknown keys are
+//! refused everywhere (`deny_unknown_fields`), so a typo cannot silently fall back to
+//! a default.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::data::synthetic::Style;
+use crate::optim::schedule::{Schedule, Warmup};
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Experiment {
+    /// Names the run folder runs/<name>/<time>.
+    pub name: String,
+    /// Seeds weights, data order, augmentation and evaluation.
+    #[serde(default)]
+    pub seed: u64,
+    #[serde(default)]
+    pub device: DeviceCfg,
+    pub data: DataCfg,
+    #[serde(default)]
+    pub augment: AugmentCfg,
+    pub model: ModelCfg,
+    pub method: MethodCfg,
+    pub optim: OptimCfg,
+    pub schedule: ScheduleCfg,
+    #[serde(default)]
+    pub eval: EvalCfg,
+    #[serde(default)]
+    pub output: OutputCfg,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceCfg {
+    /// vulkan, metal, dx12 or gl (as WGPU_BACKEND).
+    pub backend: Option<String>,
+    /// Substring of the adapter name (as WGPU_ADAPTER_NAME).
+    pub adapter: Option<String>,
+    /// Directory of NAME.wgsl files overriding the built-in kernels.
+    pub shader_dir: Option<PathBuf>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataCfg {
+    pub source: DataSource,
+    pub batch_size: usize,
+    /// Side of the square training crops (and of evaluation images).
+    pub image_size: usize,
+    /// Keep training images whose saliency covers this fraction range (MaskContrast: 1%..99%).
+    #[serde(default = "default_saliency_range")]
+    pub saliency_range: [f64; 2],
+}
+
+fn default_saliency_range() -> [f64; 2] {
+    [0.01, 0.99]
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum DataSource {
+    /// The built-in textured-shapes dataset, generated from `seed`.
+    Synthetic {
+        train: usize,
+        val: usize,
+        /// Side of the generated images.
+        size: usize,
+        #[serde(default = "default_max_objects")]
+        max_objects: usize,
+        #[serde(default = "default_style")]
+        style: Style,
+        #[serde(default)]
+        seed: u64,
+    },
+    /// A folder in the PASCAL VOC layout.
+    Voc {
+        root: PathBuf,
+        #[serde(default = "default_train_split")]
+        train_split: String,
+        #[serde(default = "default_val_split")]
+        val_split: String,
+        /// Folder of 0/255 saliency masks under root.
+        saliency_dir: Option<String>,
+        /// Number of classes including background (VOC: 21).
+        num_classes: usize,
+    },
+}
+
+fn default_max_objects() -> usize {
+    1
+}
+fn default_style() -> Style {
+    Style::A
+}
+fn default_train_split() -> String {
+    "train".into()
+}
+fn default_val_split() -> String {
+    "val".into()
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AugmentCfg {
+    /// RandomResizedCrop area fraction range.
+    #[serde(default = "default_crop_scale")]
+    pub crop_scale: [f64; 2],
+    /// Probability of a horizontal flip.
+    #[serde(default = "half")]
+    pub hflip: f64,
+    #[serde(default)]
+    pub color_jitter: ColorJitterCfg,
+    /// Probability of converting to grayscale.
+    #[serde(default = "default_grayscale")]
+    pub grayscale: f64,
+}
+
+fn default_crop_scale() -> [f64; 2] {
+    [0.2, 1.0]
+}
+fn half() -> f64 {
+    0.5
+}
+fn default_grayscale() -> f64 {
+    0.2
+}
+
+impl Default for AugmentCfg {
+    fn default() -> Self {
+        AugmentCfg {
+            crop_scale: default_crop_scale(),
+            hflip: half(),
+            color_jitter: ColorJitterCfg::default(),
+            grayscale: default_grayscale(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ColorJitterCfg {
+    pub brightness: f64,
+    pub contrast: f64,
+    pub saturation: f64,
+    pub hue: f64,
+    /// Probability of applying the jitter.
+    pub p: f64,
+}
+
+impl Default for ColorJitterCfg {
+    fn default() -> Self {
+        ColorJitterCfg {
+            brightness: 0.4,
+            contrast: 0.4,
+            saturation: 0.4,
+            hue: 0.1,
+            p: 0.8,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BackboneKind {
+    Resnet,
+    MobilenetV2,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelCfg {
+    pub backbone: BackboneKind,
+    /// ResNet depth: 18, 34 or 50.
+    #[serde(default = "default_depth")]
+    pub depth: usize,
+    /// Channel multiplier (1.0 = the published network).
+    #[serde(default = "one")]
+    pub width: f64,
+    /// 8, 16 or 32.
+    #[serde(default = "default_output_stride")]
+    pub output_stride: usize,
+    /// ASPP dilation rates of the DeepLabV3 head.
+    #[serde(default = "default_aspp_rates")]
+    pub aspp_rates: Vec<usize>,
+    /// Channels inside the head.
+    #[serde(default = "default_hidden")]
+    pub head_channels: usize,
+    /// Output channels of the head (embedding dimension).
+    #[serde(default = "default_embed")]
+    pub embed_dim: usize,
+    /// A safetensors checkpoint with PyTorch state_dict names for the backbone.
+    pub pretrained: Option<PathBuf>,
+}
+
+fn default_depth() -> usize {
+    50
+}
+fn one() -> f64 {
+    1.0
+}
+fn default_output_stride() -> usize {
+    8
+}
+fn default_aspp_rates() -> Vec<usize> {
+    vec![12, 24, 36]
+}
+fn default_hidden() -> usize {
+    256
+}
+fn default_embed() -> usize {
+    32
+}
+
+/// The training method and its hyperparameters (defaults are the papers').
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum MethodCfg {
+    /// MaskContrast (METHODS.md section 1).
+    Maskcontrast {
+        /// InfoNCE temperature T.
+        #[serde(default = "default_temperature")]
+        temperature: f64,
+        /// Momentum m of the key encoder.
+        #[serde(default = "default_momentum")]
+        momentum: f64,
+        /// Prototypes kept in the queue (K).
+        #[serde(default = "default_queue")]
+        queue_size: usize,
+        /// Weight of the balanced-BCE saliency head loss.
+        #[serde(default = "one")]
+        saliency_weight: f64,
+    },
+}
+
+fn default_temperature() -> f64 {
+    0.5
+}
+fn default_momentum() -> f64 {
+    0.999
+}
+fn default_queue() -> usize {
+    128
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OptimKind {
+    Sgd,
+    Adam,
+    Adamw,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OptimCfg {
+    pub kind: OptimKind,
+    pub lr: f64,
+    #[serde(default)]
+    pub momentum: f64,
+    #[serde(default)]
+    pub nesterov: bool,
+    #[serde(default)]
+    pub weight_decay: f64,
+    #[serde(default = "default_betas")]
+    pub betas: [f64; 2],
+    #[serde(default = "default_eps")]
+    pub eps: f64,
+    /// Learning-rate multiplier of the head relative to the backbone.
+    #[serde(default = "one")]
+    pub head_lr_scale: f64,
+    /// Parameter name prefixes that are not trained (e.g. "backbone.features.0").
+    #[serde(default)]
+    pub frozen: Vec<String>,
+    /// Keep batch norm in eval mode (running statistics) while training.
+    #[serde(default)]
+    pub freeze_bn: bool,
+}
+
+fn default_betas() -> [f64; 2] {
+    [0.9, 0.999]
+}
+fn default_eps() -> f64 {
+    1e-8
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduleCfg {
+    /// Optimisation steps.
+    pub iters: usize,
+    #[serde(default = "default_policy")]
+    pub policy: Schedule,
+    pub warmup: Option<Warmup>,
+}
+
+fn default_policy() -> Schedule {
+    Schedule::Poly { power: 0.9 }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EvalCfg {
+    /// Evaluate every this many steps (0: only at the start and the end).
+    #[serde(default)]
+    pub every: usize,
+    #[serde(default)]
+    pub kmeans: KMeansCfg,
+    /// Linear probe on frozen features; omitted: no probe.
+    pub linear_probe: Option<LinearProbeCfg>,
+    /// Validation images to evaluate (0: all).
+    #[serde(default)]
+    pub limit: usize,
+}
+
+impl Default for EvalCfg {
+    fn default() -> Self {
+        EvalCfg {
+            every: 0,
+            kmeans: KMeansCfg::default(),
+            linear_probe: None,
+            limit: 0,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KMeansCfg {
+    /// Clusters for the foreground (the background is its own class, as in MaskContrast).
+    pub clusters: Option<usize>,
+    #[serde(default = "default_restarts")]
+    pub restarts: usize,
+    /// One evaluation per seed; the report gives mean and std.
+    #[serde(default = "default_seeds")]
+    pub seeds: Vec<u64>,
+    /// PCA whitening to this many dims before clustering (0: none).
+    #[serde(default = "default_pca")]
+    pub pca_dim: usize,
+}
+
+fn default_restarts() -> usize {
+    3
+}
+fn default_seeds() -> Vec<u64> {
+    vec![0, 1, 2, 3, 4]
+}
+fn default_pca() -> usize {
+    32
+}
+
+impl Default for KMeansCfg {
+    fn default() -> Self {
+        KMeansCfg {
+            clusters: None,
+            restarts: default_restarts(),
+            seeds: default_seeds(),
+            pca_dim: default_pca(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LinearProbeCfg {
+    pub iters: usize,
+    pub lr: f64,
+    #[serde(default = "default_probe_momentum")]
+    pub momentum: f64,
+}
+
+fn default_probe_momentum() -> f64 {
+    0.9
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutputCfg {
+    #[serde(default = "default_runs")]
+    pub dir: PathBuf,
+    /// Log training scalars every this many steps.
+    #[serde(default = "default_log_every")]
+    pub log_every: usize,
+    /// Write a checkpoint every this many steps (and always at the end).
+    #[serde(default = "default_ckpt_every")]
+    pub checkpoint_every: usize,
+    /// Validation images drawn as prediction PNGs at the end.
+    #[serde(default = "default_pictures")]
+    pub pictures: usize,
+}
+
+fn default_runs() -> PathBuf {
+    PathBuf::from("runs")
+}
+fn default_log_every() -> usize {
+    10
+}
+fn default_ckpt_every() -> usize {
+    100
+}
+fn default_pictures() -> usize {
+    4
+}
+
+impl Default for OutputCfg {
+    fn default() -> Self {
+        OutputCfg {
+            dir: default_runs(),
+            log_every: default_log_every(),
+            checkpoint_every: default_ckpt_every(),
+            pictures: default_pictures(),
+        }
+    }
+}

@@ -1,0 +1,5 @@
+//! Experiments: YAML files that drive data, model, method, optimiser, schedule,
+//! evaluation and output.
+
+pub mod config;
+pub mod load;
