@@ -300,7 +300,7 @@ fn default_policy() -> Schedule {
     Schedule::Poly { power: 0.9 }
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EvalCfg {
     /// Evaluate every this many steps (0: only at the start and the end).
@@ -313,17 +313,6 @@ pub struct EvalCfg {
     /// Validation images to evaluate (0: all).
     #[serde(default)]
     pub limit: usize,
-}
-
-impl Default for EvalCfg {
-    fn default() -> Self {
-        EvalCfg {
-            every: 0,
-            kmeans: KMeansCfg::default(),
-            linear_probe: None,
-            limit: 0,
-        }
-    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
