@@ -93,6 +93,7 @@ static FAMILIES: &[&[OpSpec]] = &[
     super::matmul::OPS,
     super::layout::OPS,
     super::softmax::OPS,
+    super::conv::OPS,
 ];
 
 /// Every op, in listing order.

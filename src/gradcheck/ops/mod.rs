@@ -1,5 +1,6 @@
 //! Gradient checks per op family, mirroring src/ops.
 
+mod conv;
 mod elementwise;
 mod layout;
 mod matmul;
@@ -14,6 +15,7 @@ static FAMILIES: &[&[Check]] = &[
     matmul::CHECKS,
     layout::CHECKS,
     softmax::CHECKS,
+    conv::CHECKS,
 ];
 
 /// The check of `op`, if it has one.
