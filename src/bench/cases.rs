@@ -7,6 +7,10 @@ use super::{BenchCase, Run, Work};
 use crate::error::Result;
 use crate::gpu::Gpu;
 use crate::nn::init::uniform;
+use crate::ops::conv::{
+    conv2d, conv2d_backward_input, conv2d_backward_weight, conv2d_flops, Conv2dGeometry,
+    Conv2dParams,
+};
 use crate::ops::kernels;
 use crate::tensor::Tensor;
 
@@ -67,13 +71,90 @@ fn sum_case(rows: usize, n: usize) -> BenchCase {
     }
 }
 
+/// Which pass of a convolution a case times.
+#[derive(Clone, Copy)]
+enum ConvPass {
+    Forward,
+    BackwardInput,
+    BackwardWeight,
+}
+
+/// conv2d on input [n, cin, size, size] with a k x k kernel, padding = dilation
+/// for 3x3 (same-size output), FLOPs counted as 2 * MACs of the forward.
+fn conv_case(
+    pass: ConvPass,
+    n: usize,
+    cin: usize,
+    cout: usize,
+    size: usize,
+    k: usize,
+    dilation: usize,
+) -> BenchCase {
+    let padding = if k == 3 { dilation } else { 0 };
+    let p = Conv2dParams {
+        padding: [padding; 2],
+        dilation: [dilation; 2],
+        ..Conv2dParams::default()
+    };
+    let (input, weight) = ([n, cin, size, size], [cout, cin, k, k]);
+    let geometry = Conv2dGeometry::new(&input, &weight, p).expect("valid benchmark geometry");
+    let name = match pass {
+        ConvPass::Forward => "conv2d forward",
+        ConvPass::BackwardInput => "conv2d backward-data",
+        ConvPass::BackwardWeight => "conv2d backward-weight",
+    };
+    BenchCase {
+        name,
+        shape: format!("N{n} {cin}->{cout} {size}x{size} {k}x{k} d{dilation}"),
+        work: Work::Flops(conv2d_flops(&geometry)),
+        prepare: Box::new(move |gpu| {
+            let (x, w) = (random(gpu, &input)?, random(gpu, &weight)?);
+            let g = random(gpu, &geometry.output_shape())?;
+            let geometry = geometry.clone();
+            let run: Run = match pass {
+                ConvPass::Forward => Box::new(move || conv2d(&x, &w, None, p).map(drop)),
+                ConvPass::BackwardInput => {
+                    Box::new(move || conv2d_backward_input(&g, &w, &geometry).map(drop))
+                }
+                ConvPass::BackwardWeight => {
+                    Box::new(move || conv2d_backward_weight(&g, &x, &geometry).map(drop))
+                }
+            };
+            Ok(run)
+        }),
+    }
+}
+
+/// The convolution layers of the vision-ops benchmarks, each pass.
+fn conv_cases() -> Vec<BenchCase> {
+    let layers = [
+        (4, 32, 32, 64, 3, 1),
+        (4, 32, 32, 64, 3, 2),
+        (2, 64, 64, 32, 3, 6),
+        (4, 256, 32, 32, 1, 1),
+    ];
+    let mut out = Vec::new();
+    for (n, cin, cout, size, k, d) in layers {
+        for pass in [
+            ConvPass::Forward,
+            ConvPass::BackwardInput,
+            ConvPass::BackwardWeight,
+        ] {
+            out.push(conv_case(pass, n, cin, cout, size, k, d));
+        }
+    }
+    out
+}
+
 /// Every case, in table order.
 pub fn all() -> Vec<BenchCase> {
-    vec![
+    let mut cases = conv_cases();
+    cases.extend([
         matmul_case(512, 512, 512),
         matmul_case(1024, 256, 1024),
         add_case(1 << 22),
         softmax_case(4096, 1000),
         sum_case(256, 16384),
-    ]
+    ]);
+    cases
 }

@@ -2,6 +2,7 @@
 //! dispatches) and the `Var` methods that record them on the tape.
 
 pub mod attrs;
+pub mod conv;
 pub mod dropout;
 pub mod elementwise;
 pub mod interpolate;
@@ -17,6 +18,9 @@ pub mod softmax;
 
 /// Tensor-level kernels without autograd, for backward rules and optimisers.
 pub mod kernels {
+    pub use super::conv::{
+        conv2d, conv2d_backward_bias, conv2d_backward_input, conv2d_backward_weight,
+    };
     pub use super::dropout::dropout;
     pub use super::elementwise::{
         add, binary, div, fill, full, mul, neg, scale, sub, unary, unary_backward, zeros, BinaryOp,

@@ -98,6 +98,7 @@ static FAMILIES: &[&[OpSpec]] = &[
     super::pool::OPS,
     super::interpolate::OPS,
     super::dropout::OPS,
+    super::conv::OPS,
 ];
 
 /// Every op, in listing order.

@@ -1,5 +1,6 @@
 //! Gradient checks per op family, mirroring src/ops.
 
+mod conv;
 mod dropout;
 mod elementwise;
 mod interpolate;
@@ -24,6 +25,7 @@ static FAMILIES: &[&[Check]] = &[
     pool::CHECKS,
     interpolate::CHECKS,
     dropout::CHECKS,
+    conv::CHECKS,
 ];
 
 /// The check of `op`, if it has one.

@@ -1,0 +1,241 @@
+//! Reference and cases of conv2d.
+
+use rand::rngs::StdRng;
+use rand::Rng;
+
+use crate::error::{Error, Result};
+use crate::gradcheck::check::{case, input, uniform, Case, Check, Inputs};
+use crate::gradcheck::host::HostTensor;
+use crate::ops::attrs::Attrs;
+
+/// The direct definition: every output is a sum over its group's input channels and
+/// the kernel taps that land inside the (zero-padded) input.
+fn conv2d(x: &Inputs, attrs: &Attrs) -> Result<HostTensor> {
+    let (inp, w) = (input(x, "input")?, input(x, "weight")?);
+    let bias = x.iter().find(|(n, _)| n == "bias").map(|(_, t)| t);
+    let (s, p, d) = (
+        attrs.ints("stride")?,
+        attrs.ints("padding")?,
+        attrs.ints("dilation")?,
+    );
+    let groups = attrs.int("groups")? as usize;
+    let [n, cin, h, wd] = inp.shape[..] else {
+        return Err(Error::op("reference", "conv2d input must be 4-D"));
+    };
+    let [cout, cg, kh, kw] = w.shape[..] else {
+        return Err(Error::op("reference", "conv2d weight must be 4-D"));
+    };
+    let span = |size: usize, k: usize, a: usize| {
+        (size as i64 + 2 * p[a] - d[a] * (k as i64 - 1) - 1) / s[a] + 1
+    };
+    let (hout, wout) = (span(h, kh, 0), span(wd, kw, 1));
+    if hout < 1 || wout < 1 || cin != cg * groups {
+        return Err(Error::op("reference", "conv2d shapes do not fit"));
+    }
+    let (hout, wout) = (hout as usize, wout as usize);
+    let coutg = cout / groups;
+    let mut out = HostTensor::zeros(&[n, cout, hout, wout]);
+    for b in 0..n {
+        for co in 0..cout {
+            let g = co / coutg;
+            for oh in 0..hout {
+                for ow in 0..wout {
+                    let mut acc = bias.map_or(0.0, |t| t.data[co]);
+                    for ci in 0..cg {
+                        for ky in 0..kh {
+                            let ih = (oh as i64) * s[0] - p[0] + (ky as i64) * d[0];
+                            if ih < 0 || ih >= h as i64 {
+                                continue;
+                            }
+                            for kx in 0..kw {
+                                let iw = (ow as i64) * s[1] - p[1] + (kx as i64) * d[1];
+                                if iw < 0 || iw >= wd as i64 {
+                                    continue;
+                                }
+                                let xi =
+                                    ((b * cin + g * cg + ci) * h + ih as usize) * wd + iw as usize;
+                                let wi = ((co * cg + ci) * kh + ky) * kw + kx;
+                                acc += inp.data[xi] * w.data[wi];
+                            }
+                        }
+                    }
+                    out.data[((b * cout + co) * hout + oh) * wout + ow] = acc;
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// One geometry of a case: shapes, attributes and whether it has a bias.
+struct Setup {
+    n: usize,
+    cin: usize,
+    hw: [usize; 2],
+    cout: usize,
+    k: [usize; 2],
+    stride: [usize; 2],
+    padding: [usize; 2],
+    dilation: [usize; 2],
+    groups: usize,
+    bias: bool,
+}
+
+const BASE: Setup = Setup {
+    n: 2,
+    cin: 3,
+    hw: [7, 6],
+    cout: 5,
+    k: [3, 3],
+    stride: [1, 1],
+    padding: [1, 1],
+    dilation: [1, 1],
+    groups: 1,
+    bias: true,
+};
+
+fn pair_text(v: [usize; 2]) -> String {
+    format!("{},{}", v[0], v[1])
+}
+
+fn build(r: &mut StdRng, s: Setup) -> Case {
+    let mut inputs = vec![
+        ("input", uniform(r, &[s.n, s.cin, s.hw[0], s.hw[1]])),
+        (
+            "weight",
+            uniform(r, &[s.cout, s.cin / s.groups, s.k[0], s.k[1]]),
+        ),
+    ];
+    if s.bias {
+        inputs.push(("bias", uniform(r, &[s.cout])));
+    }
+    let (st, pd, dl, g) = (
+        pair_text(s.stride),
+        pair_text(s.padding),
+        pair_text(s.dilation),
+        s.groups.to_string(),
+    );
+    case(
+        inputs,
+        &[
+            ("stride", &st),
+            ("padding", &pd),
+            ("dilation", &dl),
+            ("groups", &g),
+        ],
+    )
+}
+
+fn cases(r: &mut StdRng) -> Vec<Case> {
+    let mut odd = |lo: usize, hi: usize| r.random_range(lo..=hi) | 1;
+    let (h, w) = (odd(5, 9), odd(5, 9));
+    let (c, k) = (odd(3, 7), odd(5, 9));
+    let setups = [
+        Setup { hw: [h, w], ..BASE },
+        // Stride 2 on odd sizes, no bias, more output channels than one block of 4.
+        Setup {
+            cin: 4,
+            cout: 9,
+            hw: [h, w],
+            stride: [2, 2],
+            bias: false,
+            ..BASE
+        },
+        Setup {
+            hw: [8, 7],
+            padding: [2, 2],
+            dilation: [2, 2],
+            ..BASE
+        },
+        // Rate 6: most taps of border pixels fall wholly in the padding.
+        Setup {
+            n: 1,
+            hw: [h, w],
+            padding: [6, 6],
+            dilation: [6, 6],
+            ..BASE
+        },
+        // Atrous rates of DeepLab's ASPP: only the centre tap ever lands in the input.
+        Setup {
+            n: 1,
+            cin: 2,
+            cout: 3,
+            hw: [h, w],
+            padding: [12, 36],
+            dilation: [12, 36],
+            bias: false,
+            ..BASE
+        },
+        Setup {
+            cin: 4,
+            cout: 6,
+            groups: 2,
+            hw: [6, 7],
+            ..BASE
+        },
+        // Depthwise, strided.
+        Setup {
+            cin: c,
+            cout: c,
+            groups: c,
+            hw: [h, w],
+            stride: [2, 2],
+            ..BASE
+        },
+        // Depthwise with a channel multiplier of 2, dilated, no bias.
+        Setup {
+            cin: 3,
+            cout: 6,
+            groups: 3,
+            hw: [9, 8],
+            padding: [2, 2],
+            dilation: [2, 2],
+            bias: false,
+            ..BASE
+        },
+        // Asymmetric everything with a non-square kernel.
+        Setup {
+            hw: [9, 10],
+            k: [3, 2],
+            stride: [2, 1],
+            padding: [1, 0],
+            dilation: [1, 3],
+            ..BASE
+        },
+        Setup {
+            hw: [k, 8],
+            k: [2, 3],
+            stride: [1, 3],
+            padding: [0, 2],
+            dilation: [3, 2],
+            bias: false,
+            ..BASE
+        },
+        // 1x1 with channel counts off the block of 4, both ways.
+        Setup {
+            cin: 9,
+            cout: 6,
+            hw: [5, 7],
+            k: [1, 1],
+            padding: [0, 0],
+            ..BASE
+        },
+        Setup {
+            cin: 6,
+            cout: 3,
+            hw: [w, h],
+            k: [1, 1],
+            padding: [0, 0],
+            stride: [2, 2],
+            bias: false,
+            ..BASE
+        },
+    ];
+    setups.into_iter().map(|s| build(r, s)).collect()
+}
+
+pub static CHECKS: &[Check] = &[Check {
+    op: "conv2d",
+    reference: conv2d,
+    cases,
+}];
