@@ -110,7 +110,6 @@ fn conv_case(
         prepare: Box::new(move |gpu| {
             let (x, w) = (random(gpu, &input)?, random(gpu, &weight)?);
             let g = random(gpu, &geometry.output_shape())?;
-            let geometry = geometry.clone();
             let run: Run = match pass {
                 ConvPass::Forward => Box::new(move || conv2d(&x, &w, None, p).map(drop)),
                 ConvPass::BackwardInput => {

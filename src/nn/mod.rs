@@ -1,7 +1,12 @@
 //! Network modules with PyTorch's parameter names and default initialisation.
 
+pub mod aspp;
+pub mod builder;
 pub mod checkpoint;
 pub mod init;
+pub mod layers;
+pub mod mobilenet;
 pub mod module;
+pub mod resnet;
 
 pub use module::{parameters, state_dict, Mode, Module, Sequential, State};
