@@ -1,5 +1,6 @@
 //! Datasets: the built-in synthetic shapes and VOC-layout folders.
 
+pub mod augment;
 pub mod export;
 pub mod synthetic;
 pub mod voc;
