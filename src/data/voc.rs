@@ -13,6 +13,31 @@ use crate::error::{Error, Result};
 /// Label value that marks pixels to ignore.
 pub const IGNORE: u8 = 255;
 
+/// PASCAL VOC's 21 classes, background first.
+pub const VOC_CLASSES: [&str; 21] = [
+    "background",
+    "aeroplane",
+    "bicycle",
+    "bird",
+    "boat",
+    "bottle",
+    "bus",
+    "car",
+    "cat",
+    "chair",
+    "cow",
+    "diningtable",
+    "dog",
+    "horse",
+    "motorbike",
+    "person",
+    "pottedplant",
+    "sheep",
+    "sofa",
+    "train",
+    "tvmonitor",
+];
+
 /// One image with its per-pixel labels (and saliency, 0/1, when the dataset has it).
 pub struct Item {
     pub id: String,

@@ -1,0 +1,159 @@
+//! Datasets as an experiment opens them: the synthetic set generated into memory, or
+//! a VOC-layout folder read image by image; both filtered by saliency coverage.
+
+use super::synthetic::{generate, SynthSpec, CLASSES};
+use super::voc::{Item, VocDataset, VOC_CLASSES};
+use crate::error::{Error, Result};
+use crate::experiment::config::{DataCfg, DataSource};
+
+enum Storage {
+    Memory(Vec<Item>),
+    Folder(VocDataset, Vec<usize>),
+}
+
+/// One split of a dataset.
+pub struct Dataset {
+    storage: Storage,
+    pub class_names: Vec<String>,
+}
+
+impl Dataset {
+    pub fn len(&self) -> usize {
+        match &self.storage {
+            Storage::Memory(items) => items.len(),
+            Storage::Folder(_, keep) => keep.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn num_classes(&self) -> usize {
+        self.class_names.len()
+    }
+
+    /// Item `i` (cloned from memory, or read from disk).
+    pub fn get(&self, i: usize) -> Result<Item> {
+        match &self.storage {
+            Storage::Memory(items) => {
+                let it = &items[i];
+                Ok(Item {
+                    id: it.id.clone(),
+                    image: it.image.clone(),
+                    label: it.label.clone(),
+                    saliency: it.saliency.clone(),
+                })
+            }
+            Storage::Folder(voc, keep) => voc.get(keep[i]),
+        }
+    }
+}
+
+fn coverage(saliency: &[u8]) -> f64 {
+    saliency.iter().filter(|&&m| m != 0).count() as f64 / saliency.len().max(1) as f64
+}
+
+/// Opens the train and val splits; `tick` is called per generated or checked image.
+/// Training images whose saliency covers less or more than `saliency_range` are
+/// dropped (MaskContrast keeps 1%..99%); validation keeps everything.
+pub fn open(cfg: &DataCfg, tick: &mut dyn FnMut()) -> Result<(Dataset, Dataset)> {
+    let [lo, hi] = cfg.saliency_range;
+    match &cfg.source {
+        DataSource::Synthetic {
+            train,
+            val,
+            size,
+            max_objects,
+            style,
+            seed,
+        } => {
+            let spec = SynthSpec {
+                size: *size,
+                style: *style,
+                seed: *seed,
+                max_objects: *max_objects,
+            };
+            let names: Vec<String> = CLASSES.iter().map(|s| s.to_string()).collect();
+            let mut make = |range: std::ops::Range<usize>, filter: bool| {
+                let mut items = Vec::new();
+                for i in range {
+                    let s = generate(&spec, i as u64);
+                    tick();
+                    let c = coverage(&s.saliency);
+                    if filter && !(lo..=hi).contains(&c) {
+                        continue;
+                    }
+                    items.push(Item {
+                        id: format!("{i:06}"),
+                        image: s.image,
+                        label: s.label,
+                        saliency: Some(s.saliency),
+                    });
+                }
+                items
+            };
+            let train_items = make(0..*train, true);
+            let val_items = make(*train..*train + *val, false);
+            if train_items.is_empty() {
+                return Err(Error::Usage(format!(
+                    "data: no synthetic training image has saliency in {lo}..{hi}"
+                )));
+            }
+            Ok((
+                Dataset {
+                    storage: Storage::Memory(train_items),
+                    class_names: names.clone(),
+                },
+                Dataset {
+                    storage: Storage::Memory(val_items),
+                    class_names: names,
+                },
+            ))
+        }
+        DataSource::Voc {
+            root,
+            train_split,
+            val_split,
+            saliency_dir,
+            num_classes,
+        } => {
+            let train = VocDataset::open(root, train_split, saliency_dir.as_deref())?;
+            let val = VocDataset::open(root, val_split, saliency_dir.as_deref())?;
+            let mut keep = Vec::new();
+            for i in 0..train.len() {
+                let item = train.get(i)?;
+                tick();
+                let ok = item
+                    .saliency
+                    .as_deref()
+                    .is_none_or(|s| (lo..=hi).contains(&coverage(s)));
+                if ok {
+                    keep.push(i);
+                }
+            }
+            if keep.is_empty() {
+                return Err(Error::file(
+                    root,
+                    format!("no training image has saliency in {lo}..{hi}"),
+                ));
+            }
+            let names: Vec<String> = if *num_classes == VOC_CLASSES.len() {
+                VOC_CLASSES.iter().map(|s| s.to_string()).collect()
+            } else {
+                (0..*num_classes).map(|c| format!("class {c}")).collect()
+            };
+            let all_val = (0..val.len()).collect();
+            Ok((
+                Dataset {
+                    storage: Storage::Folder(train, keep),
+                    class_names: names.clone(),
+                },
+                Dataset {
+                    storage: Storage::Folder(val, all_val),
+                    class_names: names,
+                },
+            ))
+        }
+    }
+}
