@@ -3,5 +3,6 @@
 pub mod augment;
 pub mod dataset;
 pub mod export;
+pub mod loader;
 pub mod synthetic;
 pub mod voc;

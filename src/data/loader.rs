@@ -1,0 +1,182 @@
+//! Batches as pure functions of (seed, step): the epoch order is a seeded shuffle
+//! and every augmentation draws from an RNG seeded by the step, so a resumed run sees
+//! exactly the batches an uninterrupted one would.
+
+use image::RgbImage;
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+
+use super::augment::{normalise_into, photometric, Geometry};
+use super::dataset::Dataset;
+use super::voc::Item;
+use crate::error::Result;
+use crate::experiment::config::AugmentCfg;
+use crate::gpu::Gpu;
+use crate::tensor::Tensor;
+
+/// Images and their per-pixel maps, on the GPU where kernels need them.
+pub struct Batch {
+    /// [B, 3, S, S], ImageNet-normalised.
+    pub images: Tensor,
+    /// [B, S, S] 0/1 saliency (all zero where the dataset has none).
+    pub saliency: Tensor,
+    /// Saliency on the host, row-major per image.
+    pub saliency_host: Vec<u8>,
+    /// Class labels on the host, row-major per image (255 = ignore).
+    pub labels: Vec<u8>,
+    /// The un-normalised images, for pictures.
+    pub originals: Vec<RgbImage>,
+    pub size: usize,
+}
+
+/// Indices of the images of training step `step`: epochs are seeded shuffles.
+pub fn step_indices(len: usize, batch: usize, seed: u64, step: usize) -> Vec<usize> {
+    let per_epoch = (len / batch).max(1);
+    let (epoch, pos) = (step / per_epoch, step % per_epoch);
+    let mut order: Vec<usize> = (0..len).collect();
+    order.shuffle(&mut StdRng::seed_from_u64(
+        seed ^ (epoch as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15),
+    ));
+    (0..batch).map(|i| order[(pos * batch + i) % len]).collect()
+}
+
+fn upload(gpu: &Gpu, views: Vec<(RgbImage, Vec<u8>, Vec<u8>)>, size: usize) -> Result<Batch> {
+    let b = views.len();
+    let mut pixels = Vec::with_capacity(b * 3 * size * size);
+    let (mut sal, mut labels, mut originals) = (Vec::new(), Vec::new(), Vec::new());
+    for (img, s, l) in views {
+        normalise_into(&img, &mut pixels);
+        sal.extend(s);
+        labels.extend(l);
+        originals.push(img);
+    }
+    let sal_f: Vec<f32> = sal.iter().map(|&v| v as f32).collect();
+    Ok(Batch {
+        images: Tensor::from_slice(gpu, &pixels, &[b, 3, size, size])?,
+        saliency: Tensor::from_slice(gpu, &sal_f, &[b, size, size])?,
+        saliency_host: sal,
+        labels,
+        originals,
+        size,
+    })
+}
+
+/// One augmented view: geometry, then photometric jitter. A crop that would leave no
+/// salient pixel is drawn again (up to 10 times, then the whole image): an empty mask
+/// has no prototype.
+fn view(
+    item: &Item,
+    aug: &AugmentCfg,
+    size: u32,
+    rng: &mut StdRng,
+) -> (RgbImage, Vec<u8>, Vec<u8>) {
+    let (w, h) = item.image.dimensions();
+    let sal = item
+        .saliency
+        .clone()
+        .unwrap_or_else(|| vec![0; (w * h) as usize]);
+    let has_salient = sal.iter().any(|&s| s != 0);
+    let mut geometry = Geometry::random(rng, w, h, aug.crop_scale, aug.hflip);
+    for _ in 0..10 {
+        if !has_salient || geometry.apply_labels(&sal, w, size).iter().any(|&s| s != 0) {
+            break;
+        }
+        geometry = Geometry::random(rng, w, h, aug.crop_scale, aug.hflip);
+    }
+    if has_salient && !geometry.apply_labels(&sal, w, size).iter().any(|&s| s != 0) {
+        geometry = Geometry::full(w, h);
+    }
+    let mut img = geometry.apply_image(&item.image, size);
+    photometric(&mut img, aug, rng);
+    (
+        img,
+        geometry.apply_labels(&sal, w, size),
+        geometry.apply_labels(&item.label, w, size),
+    )
+}
+
+/// Two independently augmented views (query, key) of every image of a step.
+pub fn contrastive_views(
+    gpu: &Gpu,
+    data: &Dataset,
+    indices: &[usize],
+    aug: &AugmentCfg,
+    size: usize,
+    seed: u64,
+    step: usize,
+) -> Result<(Batch, Batch)> {
+    let mut rng = step_rng(seed, step, 0x5bd1_e995);
+    let (mut q, mut k) = (Vec::new(), Vec::new());
+    for &i in indices {
+        let item = data.get(i)?;
+        q.push(view(&item, aug, size as u32, &mut rng));
+        k.push(view(&item, aug, size as u32, &mut rng));
+    }
+    Ok((upload(gpu, q, size)?, upload(gpu, k, size)?))
+}
+
+/// One augmented view per image (supervised methods).
+pub fn augmented(
+    gpu: &Gpu,
+    data: &Dataset,
+    indices: &[usize],
+    aug: &AugmentCfg,
+    size: usize,
+    seed: u64,
+    step: usize,
+) -> Result<Batch> {
+    let mut rng = step_rng(seed, step, 0x68e3_1da4);
+    let views = indices
+        .iter()
+        .map(|&i| Ok(view(&data.get(i)?, aug, size as u32, &mut rng)))
+        .collect::<Result<Vec<_>>>()?;
+    upload(gpu, views, size)
+}
+
+/// Whole images resized to `size` without augmentation (evaluation).
+pub fn plain(gpu: &Gpu, data: &Dataset, indices: &[usize], size: usize) -> Result<Batch> {
+    let views = indices
+        .iter()
+        .map(|&i| {
+            let item = data.get(i)?;
+            let (w, h) = item.image.dimensions();
+            let g = Geometry::full(w, h);
+            let sal = item
+                .saliency
+                .clone()
+                .unwrap_or_else(|| vec![0; (w * h) as usize]);
+            Ok((
+                g.apply_image(&item.image, size as u32),
+                g.apply_labels(&sal, w, size as u32),
+                g.apply_labels(&item.label, w, size as u32),
+            ))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    upload(gpu, views, size)
+}
+
+/// A seeded RNG for what step `step` draws; `salt` separates independent uses.
+pub fn step_rng(seed: u64, step: usize, salt: u64) -> StdRng {
+    let mut r = StdRng::seed_from_u64(seed ^ salt);
+    let skip: u64 = r.random();
+    StdRng::seed_from_u64(skip.wrapping_add(step as u64))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn step_indices_cover_each_epoch_once_and_are_reproducible() {
+        let mut seen: Vec<usize> = (0..5).flat_map(|s| step_indices(20, 4, 3, s)).collect();
+        seen.sort();
+        assert_eq!(seen, (0..20).collect::<Vec<_>>());
+        assert_eq!(step_indices(20, 4, 3, 7), step_indices(20, 4, 3, 7));
+        assert_ne!(
+            step_indices(20, 4, 3, 0),
+            step_indices(20, 4, 3, 5),
+            "a new epoch reshuffles"
+        );
+    }
+}

@@ -1,0 +1,109 @@
+//! The segmentation network an experiment trains: a backbone (dilated ResNet or
+//! MobileNetV2), a DeepLabV3 head, and bilinear upsampling to the input size.
+//! State names are `backbone.<torchvision name>` and `head.<name>`.
+
+use std::path::Path;
+
+use super::config::{BackboneKind, ModelCfg};
+use crate::autograd::Var;
+use crate::error::{Error, Result};
+use crate::nn::aspp::deeplab_head;
+use crate::nn::builder::Builder;
+use crate::nn::checkpoint;
+use crate::nn::mobilenet::MobileNetV2;
+use crate::nn::module::{join, Module, Sequential, State};
+use crate::nn::resnet::{Depth, ResNet};
+use crate::ops::interpolate::InterpolateMode;
+
+pub enum Backbone {
+    ResNet(ResNet),
+    MobileNet(MobileNetV2),
+}
+
+impl Backbone {
+    fn module(&self) -> &dyn Module {
+        match self {
+            Backbone::ResNet(r) => r,
+            Backbone::MobileNet(m) => m,
+        }
+    }
+
+    fn out_channels(&self) -> usize {
+        match self {
+            Backbone::ResNet(r) => r.out_channels(),
+            Backbone::MobileNet(m) => m.out_channels(),
+        }
+    }
+}
+
+pub struct SegModel {
+    pub backbone: Backbone,
+    pub head: Sequential,
+    pub out_channels: usize,
+}
+
+impl SegModel {
+    /// Builds the network of `cfg` with `out_channels` outputs, weights from `seed`,
+    /// and the backbone loaded from `cfg.pretrained` when given.
+    pub fn build(b: &mut Builder, cfg: &ModelCfg, out_channels: usize) -> Result<SegModel> {
+        let backbone = match cfg.backbone {
+            BackboneKind::Resnet => Backbone::ResNet(ResNet::new(
+                b,
+                Depth::parse(cfg.depth)?,
+                cfg.output_stride,
+                cfg.width,
+            )?),
+            BackboneKind::MobilenetV2 => {
+                Backbone::MobileNet(MobileNetV2::new(b, cfg.width, cfg.output_stride, None)?)
+            }
+        };
+        let head = deeplab_head(
+            b,
+            backbone.out_channels(),
+            &cfg.aspp_rates,
+            cfg.head_channels,
+            out_channels,
+        )?;
+        let model = SegModel {
+            backbone,
+            head,
+            out_channels,
+        };
+        if let Some(path) = &cfg.pretrained {
+            model.load_backbone(path)?;
+        }
+        Ok(model)
+    }
+
+    /// Loads backbone weights with PyTorch state_dict names (extra tensors such as
+    /// an ImageNet classifier are ignored; missing or mis-shaped ones are errors).
+    pub fn load_backbone(&self, path: &Path) -> Result<()> {
+        checkpoint::load(self.backbone.module(), path, false)
+            .map(drop)
+            .map_err(|e| Error::Usage(format!("model.pretrained: {e}")))
+    }
+
+    /// Head output at backbone resolution.
+    pub fn forward_low(&self, x: &Var) -> Result<Var> {
+        self.head.forward(&self.backbone.module().forward(x)?)
+    }
+}
+
+impl Module for SegModel {
+    /// Head output upsampled (bilinear) to the input's size.
+    fn forward(&self, x: &Var) -> Result<Var> {
+        let s = x.shape();
+        self.forward_low(x)?
+            .interpolate(Some([s[2], s[3]]), None, InterpolateMode::Bilinear, false)
+    }
+
+    fn visit(&self, prefix: &str, f: &mut dyn FnMut(String, State)) {
+        self.backbone.module().visit(&join(prefix, "backbone"), f);
+        self.head.visit(&join(prefix, "head"), f);
+    }
+
+    fn set_training(&self, training: bool) {
+        self.backbone.module().set_training(training);
+        self.head.set_training(training);
+    }
+}
