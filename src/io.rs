@@ -2,6 +2,7 @@
 //! f32 stays f32; integer label tensors (u8/i32/i64/u32, as PyTorch saves them)
 //! become u32 with a range check; f64/f16/bf16 are converted to f32.
 
+use std::collections::HashMap;
 use std::path::Path;
 
 use safetensors::tensor::{Dtype, TensorView};
@@ -86,6 +87,14 @@ pub fn read_host(path: &Path) -> Result<Vec<(String, Vec<usize>, HostData)>> {
     Ok(out)
 }
 
+/// The string metadata of a safetensors file's header (empty when it has none).
+pub fn read_metadata(path: &Path) -> Result<HashMap<String, String>> {
+    let bytes = std::fs::read(path).map_err(|e| Error::file(path, e))?;
+    let (_, meta) = SafeTensors::read_metadata(&bytes)
+        .map_err(|e| Error::file(path, format!("not a safetensors file: {e}")))?;
+    Ok(meta.metadata().clone().unwrap_or_default())
+}
+
 /// Reads every tensor of a safetensors file onto the GPU.
 pub fn read(gpu: &Gpu, path: &Path) -> Result<Vec<(String, Tensor)>> {
     read_host(path)?
@@ -104,6 +113,15 @@ pub fn read(gpu: &Gpu, path: &Path) -> Result<Vec<(String, Tensor)>> {
 
 /// Writes tensors to a safetensors file atomically (temporary file, then rename).
 pub fn write(path: &Path, tensors: &[(String, Tensor)]) -> Result<()> {
+    write_with_metadata(path, tensors, None)
+}
+
+/// Like [`write`], with string metadata in the file header (e.g. a checkpoint's step).
+pub fn write_with_metadata(
+    path: &Path,
+    tensors: &[(String, Tensor)],
+    metadata: Option<HashMap<String, String>>,
+) -> Result<()> {
     let mut host: Vec<(String, Vec<usize>, Dtype, Vec<u8>)> = Vec::new();
     for (name, t) in tensors {
         let (dtype, bytes) = match t.dtype() {
@@ -120,7 +138,7 @@ pub fn write(path: &Path, tensors: &[(String, Tensor)]) -> Result<()> {
                 .map_err(|e| Error::file(path, format!("tensor {n}: {e}")))
         })
         .collect::<Result<Vec<_>>>()?;
-    let data = safetensors::serialize(views, None).map_err(|e| Error::file(path, e))?;
+    let data = safetensors::serialize(views, metadata).map_err(|e| Error::file(path, e))?;
     write_atomic(path, &data)
 }
 

@@ -4,3 +4,4 @@
 pub mod config;
 pub mod load;
 pub mod model;
+pub mod run_dir;

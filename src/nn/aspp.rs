@@ -1,11 +1,9 @@
 //! ASPP and the DeepLabV3 head, laid out as torchvision's deeplabv3.py so its
 //! parameter names (convs.N..., project.0...) carry over.
 
-use std::cell::Cell;
-
 use rand::Rng;
 
-use super::builder::Builder;
+use super::builder::{Builder, StepClock};
 use super::layers::{Activation, BatchNorm2d, Conv2d, ConvOpts};
 use super::module::{join, Mode, Module, Sequential, State};
 use crate::autograd::Var;
@@ -38,10 +36,11 @@ fn conv_bn_relu(
     ]))
 }
 
-/// torch.nn.Dropout with a seeded mask that changes every call.
+/// torch.nn.Dropout with a mask drawn from (module seed, training step).
 pub struct Dropout {
     p: f64,
-    seed: Cell<u64>,
+    seed: u64,
+    clock: StepClock,
     mode: Mode,
 }
 
@@ -49,7 +48,8 @@ impl Dropout {
     pub fn new(b: &mut Builder, p: f64) -> Dropout {
         Dropout {
             p,
-            seed: Cell::new(b.rng.random::<u32>() as u64),
+            seed: b.rng.random::<u32>() as u64,
+            clock: b.clock.clone(),
             mode: Mode::default(),
         }
     }
@@ -57,8 +57,9 @@ impl Dropout {
 
 impl Module for Dropout {
     fn forward(&self, x: &Var) -> Result<Var> {
-        let seed = self.seed.get();
-        self.seed.set(seed.wrapping_add(1));
+        let seed = self
+            .seed
+            .wrapping_add(self.clock.get().wrapping_mul(0x9e37_79b9_7f4a_7c15));
         x.dropout(self.p, self.mode.training(), seed)
     }
 
