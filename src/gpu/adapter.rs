@@ -19,22 +19,44 @@ fn type_rank(t: wgpu::DeviceType) -> u8 {
     }
 }
 
-/// Builds the instance. Without `WGPU_BACKEND` only the primary backends are enabled:
-/// probing GL/EGL on a headless machine prints noise and never wins anyway.
-pub fn instance() -> wgpu::Instance {
-    let mut desc = wgpu::InstanceDescriptor::new_without_display_handle();
-    desc.backends = wgpu::Backends::PRIMARY;
-    wgpu::Instance::new(desc.with_env())
+/// Which adapter to open. `None` fields fall back to `WGPU_BACKEND` /
+/// `WGPU_ADAPTER_NAME`, then to the primary backends and the preference order.
+#[derive(Clone, Debug, Default)]
+pub struct AdapterChoice {
+    /// Comma-separated backend names (vulkan, metal, dx12, gl).
+    pub backend: Option<String>,
+    /// Case-insensitive substring of the adapter name.
+    pub name: Option<String>,
 }
 
-/// Picks the adapter, honouring `WGPU_ADAPTER_NAME` (case-insensitive substring).
-pub fn choose(instance: &wgpu::Instance) -> Result<wgpu::Adapter> {
-    let backends = wgpu::Backends::from_env().unwrap_or(wgpu::Backends::PRIMARY);
+impl AdapterChoice {
+    fn backends(&self) -> wgpu::Backends {
+        match &self.backend {
+            Some(b) => wgpu::Backends::from_comma_list(b),
+            // Without WGPU_BACKEND only the primary backends: probing GL/EGL on a
+            // headless machine prints noise and never wins anyway.
+            None => wgpu::Backends::from_env().unwrap_or(wgpu::Backends::PRIMARY),
+        }
+    }
+
+    fn name(&self) -> Option<String> {
+        self.name
+            .clone()
+            .or_else(|| std::env::var("WGPU_ADAPTER_NAME").ok())
+    }
+}
+
+/// Picks the adapter.
+pub fn choose(choice: &AdapterChoice) -> Result<wgpu::Adapter> {
+    let backends = choice.backends();
+    let mut desc = wgpu::InstanceDescriptor::new_without_display_handle();
+    desc.backends = backends;
+    let instance = wgpu::Instance::new(desc);
     let mut adapters = pollster::block_on(instance.enumerate_adapters(backends));
     if adapters.is_empty() {
         return Err(Error::NoAdapter(NO_ADAPTER_HINT.to_string()));
     }
-    if let Ok(wanted) = std::env::var("WGPU_ADAPTER_NAME") {
+    if let Some(wanted) = choice.name() {
         let needle = wanted.to_lowercase();
         let names: Vec<String> = adapters.iter().map(|a| a.get_info().name).collect();
         return match adapters
@@ -43,7 +65,7 @@ pub fn choose(instance: &wgpu::Instance) -> Result<wgpu::Adapter> {
         {
             Some(a) => Ok(a),
             None => Err(Error::NoAdapter(format!(
-                "WGPU_ADAPTER_NAME={wanted:?} matches no adapter; found: {}",
+                "adapter name {wanted:?} matches no adapter; found: {}",
                 names.join(", ")
             ))),
         };

@@ -68,11 +68,14 @@ thread_local! {
 }
 
 impl Gpu {
-    /// Opens the adapter chosen by [`adapter::choose`] with its real limits.
+    /// Opens the adapter chosen by the environment with its real limits.
     pub fn new() -> Result<Gpu> {
-        let instance = adapter::instance();
-        let adapter = adapter::choose(&instance)?;
-        Self::from_adapter(&adapter)
+        Self::with_choice(&adapter::AdapterChoice::default())
+    }
+
+    /// Opens the adapter of an explicit choice (an experiment's `device` section).
+    pub fn with_choice(choice: &adapter::AdapterChoice) -> Result<Gpu> {
+        Self::from_adapter(&adapter::choose(choice)?)
     }
 
     /// One device per thread, opened on first use: tests and the CLI share it.
