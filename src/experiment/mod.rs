@@ -4,4 +4,5 @@
 pub mod config;
 pub mod load;
 pub mod model;
+pub mod progress;
 pub mod run_dir;
