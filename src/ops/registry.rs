@@ -98,6 +98,10 @@ static FAMILIES: &[&[OpSpec]] = &[
     super::pool::OPS,
     super::interpolate::OPS,
     super::dropout::OPS,
+    crate::contrast::normalize::OPS,
+    crate::contrast::masked_average::OPS,
+    crate::contrast::infonce::OPS,
+    crate::contrast::ema::OPS,
 ];
 
 /// Every op, in listing order.

@@ -2,9 +2,13 @@
 
 mod dropout;
 mod elementwise;
+mod ema;
 mod interpolate;
+mod l2_normalize;
 mod layout;
 mod linear;
+mod mask_infonce;
+mod masked_average;
 mod matmul;
 mod norm;
 mod pool;
@@ -24,6 +28,10 @@ static FAMILIES: &[&[Check]] = &[
     pool::CHECKS,
     interpolate::CHECKS,
     dropout::CHECKS,
+    l2_normalize::CHECKS,
+    masked_average::CHECKS,
+    mask_infonce::CHECKS,
+    ema::CHECKS,
 ];
 
 /// The check of `op`, if it has one.
