@@ -99,7 +99,11 @@ pub fn run(args: OpArgs) -> Result<ExitCode> {
     let call = spec.bind(tensors, &attrs)?;
     let out = (spec.run)(&call)?;
     let mut written = vec![("output".to_string(), out.value())];
-    if let Some(g) = grad_output {
+    if let Some(mut g) = grad_output {
+        // io reads a 0-d tensor as [1]; a scalar output (sum, a loss) takes it as is.
+        if out.shape().is_empty() && g.shape() == [1] {
+            g = g.reshape(&[])?;
+        }
         if g.shape() != out.shape().as_slice() {
             return Err(Error::op(
                 &name,

@@ -99,6 +99,10 @@ static FAMILIES: &[&[OpSpec]] = &[
     super::interpolate::OPS,
     super::dropout::OPS,
     super::conv::OPS,
+    crate::contrast::normalize::OPS,
+    crate::contrast::masked_average::OPS,
+    crate::contrast::infonce::OPS,
+    crate::contrast::ema::OPS,
 ];
 
 /// Every op, in listing order.

@@ -3,9 +3,13 @@
 mod conv;
 mod dropout;
 mod elementwise;
+mod ema;
 mod interpolate;
+mod l2_normalize;
 mod layout;
 mod linear;
+mod mask_infonce;
+mod masked_average;
 mod matmul;
 mod norm;
 mod pool;
@@ -26,6 +30,10 @@ static FAMILIES: &[&[Check]] = &[
     interpolate::CHECKS,
     dropout::CHECKS,
     conv::CHECKS,
+    l2_normalize::CHECKS,
+    masked_average::CHECKS,
+    mask_infonce::CHECKS,
+    ema::CHECKS,
 ];
 
 /// The check of `op`, if it has one.
