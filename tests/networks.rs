@@ -228,3 +228,30 @@ fn mobilenet_output_stride_and_train_eval_switch() {
         "eval must use running stats"
     );
 }
+
+#[test]
+fn projection_head_gives_unit_embeddings_per_pixel() {
+    let gpu = Gpu::shared().unwrap();
+    let mut b = Builder::new(&gpu, 9);
+    let head = wgseg::nn::heads::ProjectionHead::new(&mut b, 6, 4).unwrap();
+    let y = head.forward(&random_input(&gpu, &[2, 6, 3, 5])).unwrap();
+    assert_eq!(y.shape(), vec![2, 4, 3, 5]);
+    let v = y.value().to_vec().unwrap();
+    for n in 0..2 {
+        for p in 0..15 {
+            let norm: f32 = (0..4)
+                .map(|c| v[(n * 4 + c) * 15 + p].powi(2))
+                .sum::<f32>()
+                .sqrt();
+            assert!(
+                (norm - 1.0).abs() < 1e-5,
+                "pixel {p} of image {n}: norm {norm}"
+            );
+        }
+    }
+    let names: Vec<String> = state_dict(&head).into_iter().map(|(n, _)| n).collect();
+    assert_eq!(names[0], "0.weight");
+    assert!(names.contains(&"3.bias".to_string()));
+    y.sum(None, false).unwrap().backward().unwrap();
+    assert!(parameters(&head).iter().all(|(_, p)| p.grad().is_some()));
+}

@@ -3,6 +3,7 @@
 pub mod aspp;
 pub mod builder;
 pub mod checkpoint;
+pub mod heads;
 pub mod init;
 pub mod layers;
 pub mod mobilenet;
