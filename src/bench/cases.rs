@@ -4,6 +4,8 @@ use rand::rngs::StdRng;
 use rand::SeedableRng;
 
 use super::{BenchCase, Run, Work};
+use crate::contrast::infonce::MaskInfoNce;
+use crate::contrast::normalize::l2_normalize;
 use crate::error::Result;
 use crate::gpu::Gpu;
 use crate::nn::init::uniform;
@@ -145,9 +147,48 @@ fn conv_cases() -> Vec<BenchCase> {
     out
 }
 
+/// MaskContrast's fused loss on B images of D-dim embeddings at size x size with a
+/// K-entry queue; every pixel salient. FLOPs: 2*P*(B+K)*D for the logits of the
+/// forward; the backward recomputes them and forms both gradients (3x).
+fn infonce_case(backward: bool, b: usize, d: usize, size: usize, k: usize) -> BenchCase {
+    let pixels = b * size * size;
+    let logits = 2.0 * (pixels * (b + k) * d) as f64;
+    BenchCase {
+        name: if backward {
+            "mask_infonce backward"
+        } else {
+            "mask_infonce forward"
+        },
+        shape: format!("B{b} D{d} {size}x{size} K{k}"),
+        work: Work::Flops(if backward { 3.0 * logits } else { logits }),
+        prepare: Box::new(move |gpu| {
+            let q = l2_normalize(&random(gpu, &[b, d, size, size])?, 1, 1e-12)?;
+            let keys = l2_normalize(&random(gpu, &[b, d])?, 1, 1e-12)?;
+            let queue = l2_normalize(&random(gpu, &[k, d])?, 1, 1e-12)?;
+            let mask = kernels::full(gpu, &[b, size, size], 1.0)?;
+            let loss = MaskInfoNce::new(&q, &mask, &keys, Some(&queue), 0.5)?;
+            let one = kernels::full(gpu, &[], 1.0)?;
+            let run: Run = if backward {
+                let saved = loss.forward()?;
+                Box::new(move || {
+                    loss.query_grad(&saved, &one)?;
+                    loss.key_grad(&saved, &one).map(drop)
+                })
+            } else {
+                Box::new(move || loss.forward().map(drop))
+            };
+            Ok(run)
+        }),
+    }
+}
+
 /// Every case, in table order.
 pub fn all() -> Vec<BenchCase> {
     let mut cases = conv_cases();
+    for k in [128, 1024] {
+        cases.push(infonce_case(false, 8, 32, 64, k));
+        cases.push(infonce_case(true, 8, 32, 64, k));
+    }
     cases.extend([
         matmul_case(512, 512, 512),
         matmul_case(1024, 256, 1024),
