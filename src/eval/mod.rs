@@ -2,3 +2,5 @@
 
 pub mod kmeans;
 pub mod metrics;
+pub mod pca;
+pub mod unsupervised;

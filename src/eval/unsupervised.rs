@@ -1,0 +1,162 @@
+//! MaskContrast's unsupervised evaluation: one saliency-masked prototype per
+//! validation image, PCA whitening, K-means into (classes - 1) clusters, the
+//! salient pixels of an image take its cluster and the rest is background, then
+//! clusters are matched to classes (Hungarian, or majority vote) and scored; repeated
+//! per seed, reported as mean and standard deviation.
+
+use serde::Serialize;
+
+use super::kmeans::{kmeans, KMeansOpts};
+use super::metrics::{match_clusters, mean_std, Confusion, Scores};
+use super::pca::whiten;
+use crate::autograd::{no_grad, Var};
+use crate::data::dataset::Dataset;
+use crate::data::loader::plain;
+use crate::data::voc::IGNORE;
+use crate::error::{Error, Result};
+use crate::experiment::config::KMeansCfg;
+use crate::gpu::Gpu;
+use crate::tensor::Tensor;
+
+#[derive(Clone, Debug, Serialize)]
+pub struct ClusterEval {
+    pub miou_mean: f64,
+    pub miou_std: f64,
+    pub pixel_accuracy_mean: f64,
+    /// Scores of each seed.
+    pub per_seed: Vec<Scores>,
+}
+
+/// Per-image prototypes [N, D] of the salient pixels, with which images had any.
+fn prototypes(
+    gpu: &Gpu,
+    embed: &dyn Fn(&Var) -> Result<Var>,
+    data: &Dataset,
+    size: usize,
+    batch: usize,
+    count: usize,
+) -> Result<(Vec<Vec<f32>>, Vec<bool>, Vec<(Vec<u8>, Vec<u8>)>)> {
+    let (mut protos, mut has, mut maps) = (Vec::new(), Vec::new(), Vec::new());
+    for start in (0..count).step_by(batch) {
+        let idx: Vec<usize> = (start..(start + batch).min(count)).collect();
+        let b = plain(gpu, data, &idx, size)?;
+        let emb = no_grad(|| embed(&Var::constant(b.images.clone())))?;
+        let d = emb.shape()[1];
+        let p = no_grad(|| {
+            emb.masked_average_nonempty(&b.saliency)?
+                .l2_normalize(1, 1e-12)
+        })?;
+        let values = p.value().to_vec()?;
+        let pixels = size * size;
+        for (i, row) in values.chunks(d).enumerate() {
+            let sal = b.saliency_host[i * pixels..(i + 1) * pixels].to_vec();
+            has.push(sal.iter().any(|&s| s != 0));
+            protos.push(row.to_vec());
+            maps.push((sal, b.labels[i * pixels..(i + 1) * pixels].to_vec()));
+        }
+    }
+    Ok((protos, has, maps))
+}
+
+/// Clusters the validation images' prototypes and scores the segmentation it implies.
+/// `embed` maps a batch of images to L2-normalised embeddings [B, D, S, S]. Also
+/// returns the first seed's predicted class maps (for pictures).
+#[allow(clippy::too_many_arguments)]
+pub fn evaluate(
+    gpu: &Gpu,
+    embed: &dyn Fn(&Var) -> Result<Var>,
+    data: &Dataset,
+    size: usize,
+    batch: usize,
+    limit: usize,
+    cfg: &KMeansCfg,
+    tick: &mut dyn FnMut(),
+) -> Result<(ClusterEval, Vec<Vec<u8>>)> {
+    let classes = data.num_classes();
+    let count = if limit == 0 {
+        data.len()
+    } else {
+        limit.min(data.len())
+    };
+    let (protos, has, maps) = prototypes(gpu, embed, data, size, batch, count)?;
+    let salient: Vec<usize> = (0..protos.len()).filter(|&i| has[i]).collect();
+    let clusters = cfg.clusters.unwrap_or(classes - 1);
+    if salient.len() < clusters {
+        return Err(Error::Usage(format!(
+            "eval: {} validation images have salient pixels, fewer than the {clusters} clusters",
+            salient.len()
+        )));
+    }
+    let rows: Vec<Vec<f32>> = salient.iter().map(|&i| protos[i].clone()).collect();
+    let dims = rows[0].len();
+    let rows = if cfg.pca_dim > 0 && cfg.pca_dim < dims {
+        whiten(&rows, cfg.pca_dim)
+    } else {
+        rows
+    };
+    let d = rows[0].len();
+    let flat: Vec<f32> = rows.iter().flatten().copied().collect();
+    let points = Tensor::from_slice(gpu, &flat, &[rows.len(), d])?;
+    let mut per_seed = Vec::new();
+    let mut first_preds = Vec::new();
+    for (s, &seed) in cfg.seeds.iter().enumerate() {
+        let opts = KMeansOpts {
+            k: clusters,
+            iters: 100,
+            restarts: cfg.restarts,
+            seed,
+            tol: 1e-6,
+        };
+        let result = kmeans(&points, &opts)?;
+        let mut cluster_of = vec![None; protos.len()];
+        for (j, &i) in salient.iter().enumerate() {
+            cluster_of[i] = Some(result.labels[j]);
+        }
+        // Column 0 is the background; cluster c is column c + 1.
+        let mut conf = Confusion::new(classes, clusters + 1);
+        let mut preds = Vec::new();
+        for (i, (sal, labels)) in maps.iter().enumerate() {
+            let pred: Vec<u32> = sal
+                .iter()
+                .map(|&m| {
+                    if m != 0 {
+                        cluster_of[i].map_or(0, |c| c + 1)
+                    } else {
+                        0
+                    }
+                })
+                .collect();
+            conf.add(labels, &pred, IGNORE);
+            preds.push(pred);
+        }
+        // Match foreground clusters to foreground classes; background stays background.
+        let mut fg = Confusion::new(classes - 1, clusters);
+        for r in 1..classes {
+            for c in 1..=clusters {
+                fg.counts[(r - 1) * clusters + (c - 1)] = conf.counts[r * (clusters + 1) + c];
+            }
+        }
+        let mut mapping = vec![0usize];
+        mapping.extend(match_clusters(&fg).iter().map(|&m| m + 1));
+        per_seed.push(conf.remap(&mapping, classes).scores());
+        if s == 0 {
+            first_preds = preds
+                .iter()
+                .map(|p| p.iter().map(|&c| mapping[c as usize] as u8).collect())
+                .collect();
+        }
+        tick();
+    }
+    let mious: Vec<f64> = per_seed.iter().map(|s| s.miou).collect();
+    let (miou_mean, miou_std) = mean_std(&mious);
+    let accs: Vec<f64> = per_seed.iter().map(|s| s.pixel_accuracy).collect();
+    Ok((
+        ClusterEval {
+            miou_mean,
+            miou_std,
+            pixel_accuracy_mean: mean_std(&accs).0,
+            per_seed,
+        },
+        first_preds,
+    ))
+}
