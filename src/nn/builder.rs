@@ -25,10 +25,26 @@ impl StepClock {
     }
 }
 
+/// A switch shared by every batch norm of a network: frozen batch norm uses its
+/// running statistics even while the network trains.
+#[derive(Clone, Default)]
+pub struct BnFreeze(Rc<Cell<bool>>);
+
+impl BnFreeze {
+    pub fn set(&self, frozen: bool) {
+        self.0.set(frozen)
+    }
+
+    pub fn get(&self) -> bool {
+        self.0.get()
+    }
+}
+
 pub struct Builder {
     pub gpu: Gpu,
     pub rng: StdRng,
     pub clock: StepClock,
+    pub bn_freeze: BnFreeze,
 }
 
 impl Builder {
@@ -37,6 +53,7 @@ impl Builder {
             gpu: gpu.clone(),
             rng: StdRng::seed_from_u64(seed),
             clock: StepClock::default(),
+            bn_freeze: BnFreeze::default(),
         }
     }
 }

@@ -1,9 +1,7 @@
 //! Leaf layers: Conv2d, BatchNorm2d, Linear and activations, with torch.nn's
 //! parameter names and default initialisation.
 
-use std::cell::Cell;
-
-use super::builder::Builder;
+use super::builder::{BnFreeze, Builder};
 use super::init::{bias_default, kaiming_uniform_default};
 use super::module::{join, Mode, Module, State};
 use crate::autograd::Var;
@@ -93,8 +91,8 @@ impl Module for Conv2d {
     fn set_training(&self, _: bool) {}
 }
 
-/// torch.nn.BatchNorm2d (affine, tracking running statistics). `frozen` keeps it in
-/// eval behaviour even while the network trains (frozen batch norm).
+/// torch.nn.BatchNorm2d (affine, tracking running statistics). While `frozen` (shared
+/// by the network's builder) is set it keeps eval behaviour even in training.
 pub struct BatchNorm2d {
     pub weight: Var,
     pub bias: Var,
@@ -103,7 +101,7 @@ pub struct BatchNorm2d {
     pub momentum: f32,
     pub eps: f32,
     pub mode: Mode,
-    pub frozen: Cell<bool>,
+    pub frozen: BnFreeze,
 }
 
 impl BatchNorm2d {
@@ -117,7 +115,7 @@ impl BatchNorm2d {
             momentum: 0.1,
             eps: 1e-5,
             mode: Mode::default(),
-            frozen: Cell::new(false),
+            frozen: b.bn_freeze.clone(),
         })
     }
 }
