@@ -9,6 +9,7 @@ pub mod error;
 pub mod gpu;
 pub mod gradcheck;
 pub mod io;
+pub mod loss;
 pub mod nn;
 pub mod ops;
 pub mod optim;

@@ -98,6 +98,10 @@ static FAMILIES: &[&[OpSpec]] = &[
     super::pool::OPS,
     super::interpolate::OPS,
     super::dropout::OPS,
+    crate::loss::cross_entropy::OPS,
+    crate::loss::bce::OPS,
+    crate::loss::pixel_contrast::OPS,
+    crate::loss::simple::OPS,
 ];
 
 /// Every op, in listing order.

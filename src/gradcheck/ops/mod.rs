@@ -1,5 +1,7 @@
-//! Gradient checks per op family, mirroring src/ops.
+//! Gradient checks per op family, mirroring src/ops and src/loss.
 
+mod bce;
+mod cross_entropy;
 mod dropout;
 mod elementwise;
 mod interpolate;
@@ -7,8 +9,10 @@ mod layout;
 mod linear;
 mod matmul;
 mod norm;
+mod pixel_contrast;
 mod pool;
 mod reduce;
+mod simple_loss;
 mod softmax;
 
 use super::check::Check;
@@ -24,6 +28,10 @@ static FAMILIES: &[&[Check]] = &[
     pool::CHECKS,
     interpolate::CHECKS,
     dropout::CHECKS,
+    cross_entropy::CHECKS,
+    bce::CHECKS,
+    pixel_contrast::CHECKS,
+    simple_loss::CHECKS,
 ];
 
 /// The check of `op`, if it has one.
