@@ -12,6 +12,7 @@ pub mod experiment;
 pub mod gpu;
 pub mod gradcheck;
 pub mod io;
+pub mod loss;
 pub mod nn;
 pub mod ops;
 pub mod optim;

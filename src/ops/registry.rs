@@ -103,6 +103,10 @@ static FAMILIES: &[&[OpSpec]] = &[
     crate::contrast::masked_average::OPS,
     crate::contrast::infonce::OPS,
     crate::contrast::ema::OPS,
+    crate::loss::cross_entropy::OPS,
+    crate::loss::bce::OPS,
+    crate::loss::pixel_contrast::OPS,
+    crate::loss::simple::OPS,
 ];
 
 /// Every op, in listing order.

@@ -1,6 +1,8 @@
-//! Gradient checks per op family, mirroring src/ops.
+//! Gradient checks per op family, mirroring src/ops and src/loss.
 
 mod conv;
+mod bce;
+mod cross_entropy;
 mod dropout;
 mod elementwise;
 mod ema;
@@ -12,8 +14,10 @@ mod mask_infonce;
 mod masked_average;
 mod matmul;
 mod norm;
+mod pixel_contrast;
 mod pool;
 mod reduce;
+mod simple_loss;
 mod softmax;
 
 use super::check::Check;
@@ -34,6 +38,10 @@ static FAMILIES: &[&[Check]] = &[
     masked_average::CHECKS,
     mask_infonce::CHECKS,
     ema::CHECKS,
+    cross_entropy::CHECKS,
+    bce::CHECKS,
+    pixel_contrast::CHECKS,
+    simple_loss::CHECKS,
 ];
 
 /// The check of `op`, if it has one.
