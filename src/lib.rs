@@ -13,6 +13,7 @@ pub mod gpu;
 pub mod gradcheck;
 pub mod io;
 pub mod loss;
+pub mod method;
 pub mod nn;
 pub mod ops;
 pub mod optim;

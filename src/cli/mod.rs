@@ -1,10 +1,12 @@
 //! The `wgseg` command line.
 
 mod bench;
+mod data;
 mod gradcheck;
 mod info;
 mod op;
 mod shaders;
+mod train;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -24,6 +26,10 @@ pub struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Train an experiment (writes runs/<name>/<time>/).
+    Train(train::TrainCli),
+    /// Datasets: write the built-in synthetic set in the VOC layout.
+    Data(data::DataCli),
     /// Print the chosen adapter, its limits and features.
     Info,
     /// Validate shaders with naga (no GPU needed).
@@ -64,7 +70,9 @@ enum ShadersAction {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Train(args) => train::run(args),
         Command::Info => info::run(),
+        Command::Data(args) => data::run(args),
         Command::Shaders {
             action: ShadersAction::Check { dir },
         } => shaders::check(dir),

@@ -115,6 +115,20 @@ impl PrototypeQueue {
     }
 
     /// The row the next enqueue starts writing at.
+    /// Sets the write pointer and fill count after the storage was restored from a
+    /// checkpoint.
+    pub fn restore(&mut self, ptr: usize, filled: usize) -> Result<()> {
+        let cap = self.capacity();
+        if ptr >= cap || filled > cap || (filled < cap && ptr != filled) {
+            return Err(Error::Usage(format!(
+                "queue state ptr={ptr} len={filled} is impossible for capacity {cap}"
+            )));
+        }
+        self.ptr = ptr;
+        self.filled = filled;
+        Ok(())
+    }
+
     pub fn ptr(&self) -> usize {
         self.ptr
     }

@@ -4,7 +4,7 @@
 
 use pathfinding::kuhn_munkres::kuhn_munkres;
 use pathfinding::matrix::Matrix;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// counts[gt * cols + pred]: rows are ground-truth classes, columns predictions.
 #[derive(Clone, Debug)]
@@ -75,7 +75,7 @@ impl Confusion {
     }
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Scores {
     /// Mean IoU over classes present in the ground truth or the prediction.
     pub miou: f64,

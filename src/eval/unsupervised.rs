@@ -4,7 +4,7 @@
 //! clusters are matched to classes (Hungarian, or majority vote) and scored; repeated
 //! per seed, reported as mean and standard deviation.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::kmeans::{kmeans, KMeansOpts};
 use super::metrics::{match_clusters, mean_std, Confusion, Scores};
@@ -18,7 +18,7 @@ use crate::experiment::config::KMeansCfg;
 use crate::gpu::Gpu;
 use crate::tensor::Tensor;
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ClusterEval {
     pub miou_mean: f64,
     pub miou_std: f64,

@@ -5,4 +5,6 @@ pub mod config;
 pub mod load;
 pub mod model;
 pub mod progress;
+pub mod report;
 pub mod run_dir;
+pub mod train;

@@ -1,7 +1,7 @@
 //! Gradient checks per op family, mirroring src/ops and src/loss.
 
-mod conv;
 mod bce;
+mod conv;
 mod cross_entropy;
 mod dropout;
 mod elementwise;

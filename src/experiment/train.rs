@@ -1,0 +1,298 @@
+//! `wgseg train`: the loop that turns an experiment file into a run folder with
+//! metrics, checkpoints, plots, pictures and a report.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use serde_json::json;
+
+use super::config::{DataSource, Experiment, MethodCfg};
+use super::progress::bar;
+use super::report::{self, Report};
+use super::run_dir::{RunDir, CHECKPOINT, CONFIG};
+use crate::autograd::Var;
+use crate::data::dataset::{self, Dataset};
+use crate::error::{Error, Result};
+use crate::eval::unsupervised::{self, ClusterEval};
+use crate::gpu::adapter::AdapterChoice;
+use crate::gpu::Gpu;
+use crate::io;
+use crate::method::maskcontrast::MaskContrast;
+use crate::method::Method;
+use crate::nn::module::{parameters, state_dict, Module, State};
+use crate::optim::schedule::learning_rate;
+
+pub struct TrainArgs {
+    pub file: Option<PathBuf>,
+    pub sets: Vec<String>,
+    pub dry_run: bool,
+    /// A run folder to continue from its last checkpoint.
+    pub resume: Option<PathBuf>,
+}
+
+/// Refuses values no run can use, naming the key.
+fn validate(exp: &Experiment) -> Result<()> {
+    let bad = |key: &str, why: &str| Err(Error::Usage(format!("{key}: {why}")));
+    if exp.data.batch_size < 2 {
+        return bad(
+            "data.batch_size",
+            "must be at least 2 (the other images are the negatives)",
+        );
+    }
+    if exp.data.image_size < 16 {
+        return bad("data.image_size", "must be at least 16");
+    }
+    if exp.schedule.iters == 0 {
+        return bad("schedule.iters", "must be at least 1");
+    }
+    if exp.optim.lr <= 0.0 {
+        return bad("optim.lr", "must be positive");
+    }
+    if exp.output.log_every == 0 || exp.output.checkpoint_every == 0 {
+        return bad(
+            "output",
+            "log_every and checkpoint_every must be at least 1",
+        );
+    }
+    if let DataSource::Synthetic { train, .. } = exp.data.source {
+        if train < exp.data.batch_size {
+            return bad("data.source.train", "must hold at least one batch");
+        }
+    }
+    Ok(())
+}
+
+fn open_device(exp: &Experiment) -> Result<Gpu> {
+    let gpu = Gpu::with_choice(&AdapterChoice {
+        backend: exp.device.backend.clone(),
+        name: exp.device.adapter.clone(),
+    })?;
+    if let Some(dir) = &exp.device.shader_dir {
+        if !dir.is_dir() {
+            return Err(Error::file(dir, "device.shader_dir is not a directory"));
+        }
+        gpu.set_shader_dir(Some(dir.clone()));
+    }
+    Ok(gpu)
+}
+
+fn build_method(gpu: &Gpu, exp: &Experiment) -> Result<Box<dyn Method>> {
+    match exp.method {
+        MethodCfg::Maskcontrast { .. } => Ok(Box::new(MaskContrast::new(gpu, exp)?)),
+    }
+}
+
+fn eval_kmeans(
+    gpu: &Gpu,
+    method: &dyn Method,
+    exp: &Experiment,
+    val: &Dataset,
+) -> Result<(ClusterEval, Vec<Vec<u8>>)> {
+    method.model().set_training(false);
+    let pb = bar(exp.eval.kmeans.seeds.len() as u64, "k-means");
+    let embed = |x: &Var| method.embed(x);
+    let r = unsupervised::evaluate(
+        gpu,
+        &embed,
+        val,
+        exp.data.image_size,
+        exp.data.batch_size,
+        exp.eval.limit,
+        &exp.eval.kmeans,
+        &mut || pb.inc(1),
+    );
+    pb.finish_and_clear();
+    r
+}
+
+fn save_checkpoint(dir: &RunDir, method: &dyn Method, step: usize) -> Result<()> {
+    let mut tensors: Vec<(String, crate::tensor::Tensor)> = state_dict(method.model())
+        .into_iter()
+        .map(|(n, s)| (format!("model.{n}"), s.tensor()))
+        .collect();
+    let (extra, mut meta) = method.extra_state();
+    tensors.extend(extra);
+    meta.insert("step".into(), step.to_string());
+    io::write_with_metadata(&dir.file(CHECKPOINT), &tensors, Some(meta))
+}
+
+/// Restores model and method state; returns the step to continue from.
+fn load_checkpoint(gpu: &Gpu, path: &Path, method: &mut dyn Method) -> Result<usize> {
+    let meta = io::read_metadata(path)?;
+    let step: usize = meta
+        .get("step")
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| {
+            Error::file(
+                path,
+                "not a wgseg training checkpoint (no step in its metadata)",
+            )
+        })?;
+    let tensors: HashMap<String, crate::tensor::Tensor> =
+        io::read(gpu, path)?.into_iter().collect();
+    for (name, s) in state_dict(method.model()) {
+        let key = format!("model.{name}");
+        let t = tensors
+            .get(&key)
+            .ok_or_else(|| Error::file(path, format!("checkpoint has no tensor {key}")))?;
+        let current = s.tensor();
+        if t.shape() != current.shape() {
+            return Err(Error::file(
+                path,
+                format!(
+                    "tensor {key} has shape {:?}, the model expects {:?}",
+                    t.shape(),
+                    current.shape()
+                ),
+            ));
+        }
+        match s {
+            State::Param(v) => v.set_value(t.clone())?,
+            State::Buffer(b) => b.write(&t.to_vec()?)?,
+        }
+    }
+    method
+        .load_extra_state(&tensors, &meta)
+        .map_err(|e| Error::file(path, e))?;
+    Ok(step)
+}
+
+fn print_plan(
+    gpu: &Gpu,
+    exp: &Experiment,
+    method: &mut dyn Method,
+    train: &Dataset,
+    val: &Dataset,
+) -> Result<()> {
+    let params: usize = parameters(method.model())
+        .iter()
+        .map(|(_, p)| p.value().numel())
+        .sum();
+    let before = gpu.pool_stats().bytes_held;
+    // One step measures the memory a step needs; its update is thrown away with the method.
+    method.step(train, 0, exp.optim.lr)?;
+    gpu.sync()?;
+    let held = gpu.pool_stats().bytes_held.max(before);
+    println!("experiment      {}", exp.name);
+    println!("adapter         {} ({:?})", gpu.info.name, gpu.info.backend);
+    println!(
+        "data            {} training images (after the saliency filter), {} validation",
+        train.len(),
+        val.len()
+    );
+    println!(
+        "model           {:?} depth {} width {} output stride {}, {params} parameters",
+        exp.model.backbone, exp.model.depth, exp.model.width, exp.model.output_stride
+    );
+    println!(
+        "steps           {} of batch {} at {}x{}",
+        exp.schedule.iters, exp.data.batch_size, exp.data.image_size, exp.data.image_size
+    );
+    println!(
+        "GPU memory      ~{:.1} MiB (measured over one step)",
+        held as f64 / (1 << 20) as f64
+    );
+    Ok(())
+}
+
+/// Runs (or resumes) an experiment; returns the report.
+pub fn train(args: &TrainArgs) -> Result<Option<Report>> {
+    let (exp, resume) = match &args.resume {
+        Some(dir) => {
+            if !args.sets.is_empty() {
+                return Err(Error::Usage(
+                    "--resume continues a run with its saved config; --set cannot change it".into(),
+                ));
+            }
+            (
+                super::load::load(&dir.join(CONFIG), &[])?,
+                Some(dir.clone()),
+            )
+        }
+        None => {
+            let file = args.file.as_ref().ok_or_else(|| {
+                Error::Usage("wgseg train: give an experiment file (or --resume RUN_DIR)".into())
+            })?;
+            (super::load::load(file, &args.sets)?, None)
+        }
+    };
+    validate(&exp)?;
+    let gpu = open_device(&exp)?;
+    let gen = bar(0, "data");
+    let (train_set, val_set) = dataset::open(&exp.data, &mut || gen.inc(1))?;
+    gen.finish_and_clear();
+    let mut method = build_method(&gpu, &exp)?;
+    if args.dry_run {
+        print_plan(&gpu, &exp, method.as_mut(), &train_set, &val_set)?;
+        return Ok(None);
+    }
+    let (mut dir, start) = match &resume {
+        Some(path) => {
+            let step = load_checkpoint(&gpu, &path.join(CHECKPOINT), method.as_mut())?;
+            (RunDir::resume(path, step)?, step)
+        }
+        None => {
+            let d = RunDir::create(&exp.output.dir, &exp.name)?;
+            d.write_config(&exp)?;
+            (d, 0)
+        }
+    };
+    println!("run folder      {}", dir.path.display());
+    let started = Instant::now();
+    if start == 0 {
+        let (random, _) = eval_kmeans(&gpu, method.as_ref(), &exp, &val_set)?;
+        dir.log(&json!({"step": 0, "kind": "eval", "model": "random_init", "kmeans": random}))?;
+        println!(
+            "random init     k-means mIoU {:.2} ± {:.2}",
+            100.0 * random.miou_mean,
+            100.0 * random.miou_std
+        );
+    }
+    let iters = exp.schedule.iters;
+    let pb = bar(iters as u64, "train");
+    pb.set_position(start as u64);
+    for step in start..iters {
+        let lr = learning_rate(
+            exp.optim.lr,
+            &exp.schedule.policy,
+            exp.schedule.warmup.as_ref(),
+            step,
+            iters,
+        );
+        let scalars = method.step(&train_set, step, lr)?;
+        let done = step + 1;
+        if done % exp.output.log_every == 0 || done == iters {
+            let mut rec = json!({"step": done, "kind": "train", "lr": lr});
+            for (name, t) in &scalars {
+                rec[*name] = json!(t.item()?);
+            }
+            pb.set_message(format!(
+                "loss {:.4}",
+                rec["loss"].as_f64().unwrap_or(f64::NAN)
+            ));
+            dir.log(&rec)?;
+        }
+        if exp.eval.every > 0 && done % exp.eval.every == 0 && done < iters {
+            let (e, _) = eval_kmeans(&gpu, method.as_ref(), &exp, &val_set)?;
+            dir.log(&json!({"step": done, "kind": "eval", "model": "trained", "kmeans": e}))?;
+        }
+        if done % exp.output.checkpoint_every == 0 || done == iters {
+            save_checkpoint(&dir, method.as_ref(), done)?;
+        }
+        pb.inc(1);
+    }
+    pb.finish_and_clear();
+    let (trained, preds) = eval_kmeans(&gpu, method.as_ref(), &exp, &val_set)?;
+    dir.log(&json!({"step": iters, "kind": "eval", "model": "trained", "kmeans": trained}))?;
+    let report = report::write(
+        &dir,
+        &exp,
+        &gpu,
+        started.elapsed().as_secs_f64(),
+        &val_set,
+        &preds,
+    )?;
+    report::print_summary(&report);
+    Ok(Some(report))
+}
