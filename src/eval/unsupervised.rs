@@ -49,13 +49,14 @@ fn prototypes(
         let values = p.value().to_vec()?;
         let pixels = size * size;
         for (i, row) in values.chunks(d).enumerate() {
-            let sal = b.saliency_host[i * pixels..(i + 1) * pixels].to_vec();
-            has.push(sal.iter().any(|&s| s != 0));
-            protos.push(row.to_vec());
-            maps.push((sal, b.labels[i * pixels..(i + 1) * pixels].to_vec()));
+            out.push(ImageProto {
+                proto: row.to_vec(),
+                saliency: b.saliency_host[i * pixels..(i + 1) * pixels].to_vec(),
+                labels: b.labels[i * pixels..(i + 1) * pixels].to_vec(),
+            });
         }
     }
-    Ok((protos, has, maps))
+    Ok(out)
 }
 
 /// Clusters the validation images' prototypes and scores the segmentation it implies.
@@ -78,8 +79,10 @@ pub fn evaluate(
     } else {
         limit.min(data.len())
     };
-    let (protos, has, maps) = prototypes(gpu, embed, data, size, batch, count)?;
-    let salient: Vec<usize> = (0..protos.len()).filter(|&i| has[i]).collect();
+    let images = prototypes(gpu, embed, data, size, batch, count)?;
+    let salient: Vec<usize> = (0..images.len())
+        .filter(|&i| images[i].has_salient())
+        .collect();
     let clusters = cfg.clusters.unwrap_or(classes - 1);
     if salient.len() < clusters {
         return Err(Error::Usage(format!(
@@ -87,7 +90,7 @@ pub fn evaluate(
             salient.len()
         )));
     }
-    let rows: Vec<Vec<f32>> = salient.iter().map(|&i| protos[i].clone()).collect();
+    let rows: Vec<Vec<f32>> = salient.iter().map(|&i| images[i].proto.clone()).collect();
     let dims = rows[0].len();
     let rows = if cfg.pca_dim > 0 && cfg.pca_dim < dims {
         whiten(&rows, cfg.pca_dim)
@@ -108,7 +111,7 @@ pub fn evaluate(
             tol: 1e-6,
         };
         let result = kmeans(&points, &opts)?;
-        let mut cluster_of = vec![None; protos.len()];
+        let mut cluster_of = vec![None; images.len()];
         for (j, &i) in salient.iter().enumerate() {
             cluster_of[i] = Some(result.labels[j]);
         }
