@@ -27,7 +27,20 @@ pub struct ClusterEval {
     pub per_seed: Vec<Scores>,
 }
 
-/// Per-image prototypes [N, D] of the salient pixels, with which images had any.
+/// What clustering needs of each validation image.
+struct ImageProto {
+    /// L2-normalised mean embedding of its salient pixels.
+    proto: Vec<f32>,
+    saliency: Vec<u8>,
+    labels: Vec<u8>,
+}
+
+impl ImageProto {
+    fn has_salient(&self) -> bool {
+        self.saliency.iter().any(|&s| s != 0)
+    }
+}
+
 fn prototypes(
     gpu: &Gpu,
     embed: &dyn Fn(&Var) -> Result<Var>,
@@ -35,8 +48,8 @@ fn prototypes(
     size: usize,
     batch: usize,
     count: usize,
-) -> Result<(Vec<Vec<f32>>, Vec<bool>, Vec<(Vec<u8>, Vec<u8>)>)> {
-    let (mut protos, mut has, mut maps) = (Vec::new(), Vec::new(), Vec::new());
+) -> Result<Vec<ImageProto>> {
+    let mut out = Vec::new();
     for start in (0..count).step_by(batch) {
         let idx: Vec<usize> = (start..(start + batch).min(count)).collect();
         let b = plain(gpu, data, &idx, size)?;
@@ -118,8 +131,9 @@ pub fn evaluate(
         // Column 0 is the background; cluster c is column c + 1.
         let mut conf = Confusion::new(classes, clusters + 1);
         let mut preds = Vec::new();
-        for (i, (sal, labels)) in maps.iter().enumerate() {
-            let pred: Vec<u32> = sal
+        for (i, img) in images.iter().enumerate() {
+            let pred: Vec<u32> = img
+                .saliency
                 .iter()
                 .map(|&m| {
                     if m != 0 {
@@ -129,7 +143,7 @@ pub fn evaluate(
                     }
                 })
                 .collect();
-            conf.add(labels, &pred, IGNORE);
+            conf.add(&img.labels, &pred, IGNORE);
             preds.push(pred);
         }
         // Match foreground clusters to foreground classes; background stays background.
