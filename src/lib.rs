@@ -12,6 +12,7 @@ pub mod io;
 pub mod nn;
 pub mod ops;
 pub mod optim;
+pub mod proto;
 pub mod shape;
 pub mod tensor;
 

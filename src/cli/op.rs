@@ -100,6 +100,12 @@ pub fn run(args: OpArgs) -> Result<ExitCode> {
     let out = (spec.run)(&call)?;
     let mut written = vec![("output".to_string(), out.value())];
     if let Some(g) = grad_output {
+        // Files hold a scalar as [1] (see io::read); a scalar output's gradient is [].
+        let g = if out.shape().is_empty() && g.numel() == 1 {
+            g.reshape(&[])?
+        } else {
+            g
+        };
         if g.shape() != out.shape().as_slice() {
             return Err(Error::op(
                 &name,

@@ -98,6 +98,11 @@ static FAMILIES: &[&[OpSpec]] = &[
     super::pool::OPS,
     super::interpolate::OPS,
     super::dropout::OPS,
+    crate::proto::proto_contrast::OPS,
+    crate::proto::prototypes::OPS,
+    crate::proto::label_transfer::OPS,
+    crate::proto::patch_nce::OPS,
+    crate::proto::gather::OPS,
 ];
 
 /// Every op, in listing order.

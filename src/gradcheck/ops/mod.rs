@@ -2,12 +2,17 @@
 
 mod dropout;
 mod elementwise;
+mod gather;
 mod interpolate;
+mod label_transfer;
 mod layout;
 mod linear;
 mod matmul;
 mod norm;
+mod patch_nce;
 mod pool;
+mod proto_contrast;
+mod prototypes;
 mod reduce;
 mod softmax;
 
@@ -24,6 +29,11 @@ static FAMILIES: &[&[Check]] = &[
     pool::CHECKS,
     interpolate::CHECKS,
     dropout::CHECKS,
+    proto_contrast::CHECKS,
+    prototypes::CHECKS,
+    label_transfer::CHECKS,
+    patch_nce::CHECKS,
+    gather::CHECKS,
 ];
 
 /// The check of `op`, if it has one.
