@@ -17,6 +17,7 @@ pub mod method;
 pub mod nn;
 pub mod ops;
 pub mod optim;
+pub mod proto;
 pub mod report;
 pub mod shape;
 pub mod tensor;

@@ -2,7 +2,8 @@
 //! f64 reference. The forward is compared directly; each input gradient from the GPU
 //! backward is compared with central finite differences of the f64 reference of
 //! L = sum(output * grad_output) for a random grad_output. Errors are relative:
-//! ||gpu - ref|| / ||ref||.
+//! ||gpu - ref|| / ||ref||. Ops without a differentiable input (u32 outputs such as
+//! pseudo labels) are compared on the forward only.
 
 pub mod check;
 pub mod host;
@@ -128,7 +129,10 @@ pub fn check_case(
             ),
         ));
     }
-    let got_f64: Vec<f64> = got.to_vec()?.iter().map(|&v| v as f64).collect();
+    let got_f64: Vec<f64> = match got.dtype() {
+        DType::F32 => got.to_vec()?.iter().map(|&v| v as f64).collect(),
+        DType::U32 => got.to_vec_u32()?.iter().map(|&v| v as f64).collect(),
+    };
     let forward = relative_error(&got_f64, &expected.data);
     // An op without differentiable inputs (e.g. ema) has only its forward to check.
     if !out.requires_grad() {

@@ -107,6 +107,11 @@ static FAMILIES: &[&[OpSpec]] = &[
     crate::loss::bce::OPS,
     crate::loss::pixel_contrast::OPS,
     crate::loss::simple::OPS,
+    crate::proto::proto_contrast::OPS,
+    crate::proto::prototypes::OPS,
+    crate::proto::label_transfer::OPS,
+    crate::proto::patch_nce::OPS,
+    crate::proto::gather::OPS,
 ];
 
 /// Every op, in listing order.

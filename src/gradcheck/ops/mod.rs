@@ -6,16 +6,21 @@ mod cross_entropy;
 mod dropout;
 mod elementwise;
 mod ema;
+mod gather;
 mod interpolate;
 mod l2_normalize;
+mod label_transfer;
 mod layout;
 mod linear;
 mod mask_infonce;
 mod masked_average;
 mod matmul;
 mod norm;
+mod patch_nce;
 mod pixel_contrast;
 mod pool;
+mod proto_contrast;
+mod prototypes;
 mod reduce;
 mod simple_loss;
 mod softmax;
@@ -42,6 +47,11 @@ static FAMILIES: &[&[Check]] = &[
     bce::CHECKS,
     pixel_contrast::CHECKS,
     simple_loss::CHECKS,
+    proto_contrast::CHECKS,
+    prototypes::CHECKS,
+    label_transfer::CHECKS,
+    patch_nce::CHECKS,
+    gather::CHECKS,
 ];
 
 /// The check of `op`, if it has one.
