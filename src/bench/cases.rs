@@ -8,12 +8,14 @@ use crate::contrast::infonce::MaskInfoNce;
 use crate::contrast::normalize::l2_normalize;
 use crate::error::Result;
 use crate::gpu::Gpu;
+use crate::loss::pixel_contrast::{Memory, PixelContrast};
 use crate::nn::init::uniform;
 use crate::ops::conv::{
     conv2d, conv2d_backward_input, conv2d_backward_weight, conv2d_flops, Conv2dGeometry,
     Conv2dParams,
 };
 use crate::ops::kernels;
+use crate::proto::proto_contrast::{proto_contrast, proto_contrast_backward};
 use crate::tensor::Tensor;
 
 fn random(gpu: &Gpu, shape: &[usize]) -> Result<Tensor> {
@@ -182,12 +184,84 @@ fn infonce_case(backward: bool, b: usize, d: usize, size: usize, k: usize) -> Be
     }
 }
 
+/// Labels 0..classes, cycling, on the GPU.
+fn labels(gpu: &Gpu, n: usize, classes: usize) -> Result<Tensor> {
+    let v: Vec<u32> = (0..n).map(|i| ((i * 7919) % classes) as u32).collect();
+    Tensor::from_u32(gpu, &v, &[n])
+}
+
+/// Pixel-prototype contrast on B x D x size^2 features and C prototypes. FLOPs: the
+/// cosine logits, 2*P*C*D; the backward forms both gradients from them (2x).
+fn proto_case(backward: bool, b: usize, d: usize, size: usize, c: usize) -> BenchCase {
+    let logits = 2.0 * (b * size * size * c * d) as f64;
+    BenchCase {
+        name: if backward {
+            "proto_contrast backward"
+        } else {
+            "proto_contrast forward"
+        },
+        shape: format!("B{b} D{d} {size}x{size} C{c}"),
+        work: Work::Flops(if backward { 2.0 * logits } else { logits }),
+        prepare: Box::new(move |gpu| {
+            let f = random(gpu, &[b, d, size, size])?;
+            let p = random(gpu, &[c, d])?;
+            let t = labels(gpu, b * size * size, c)?.reshape(&[b, size, size])?;
+            let one = kernels::full(gpu, &[], 1.0)?;
+            let run: Run = if backward {
+                let (_, saved) = proto_contrast(&f, &p, &t, 10.0, 255)?;
+                Box::new(move || proto_contrast_backward(&saved, &one, true).map(drop))
+            } else {
+                Box::new(move || proto_contrast(&f, &p, &t, 10.0, 255).map(drop))
+            };
+            Ok(run)
+        }),
+    }
+}
+
+/// Supervised pixel contrast of N anchors against themselves and M memory entries.
+/// FLOPs: 2*N*(N+M)*D similarities, computed twice in the forward (two passes) and
+/// about three times in the backward.
+fn pixel_contrast_case(backward: bool, n: usize, d: usize, m: usize) -> BenchCase {
+    let sims = 2.0 * (n * (n + m) * d) as f64;
+    BenchCase {
+        name: if backward {
+            "pixel_contrast backward"
+        } else {
+            "pixel_contrast forward"
+        },
+        shape: format!("N{n} D{d} M{m}"),
+        work: Work::Flops(if backward { 3.0 * sims } else { 2.0 * sims }),
+        prepare: Box::new(move |gpu| {
+            let f = l2_normalize(&random(gpu, &[n, d])?, 1, 1e-12)?;
+            let memory = Memory {
+                features: l2_normalize(&random(gpu, &[m, d])?, 1, 1e-12)?,
+                labels: labels(gpu, m, 19)?,
+            };
+            let loss = PixelContrast::new(f, labels(gpu, n, 19)?, Some(memory), 0.1, 0.07)?;
+            let one = kernels::full(gpu, &[], 1.0)?;
+            let run: Run = if backward {
+                let fwd = loss.forward()?;
+                Box::new(move || loss.backward(&fwd, &one).map(drop))
+            } else {
+                Box::new(move || loss.forward().map(drop))
+            };
+            Ok(run)
+        }),
+    }
+}
+
 /// Every case, in table order.
 pub fn all() -> Vec<BenchCase> {
     let mut cases = conv_cases();
     for k in [128, 1024] {
         cases.push(infonce_case(false, 8, 32, 64, k));
         cases.push(infonce_case(true, 8, 32, 64, k));
+    }
+    for backward in [false, true] {
+        cases.push(proto_case(backward, 4, 64, 64, 19));
+    }
+    for backward in [false, true] {
+        cases.push(pixel_contrast_case(backward, 1024, 256, 5000));
     }
     cases.extend([
         matmul_case(512, 512, 512),
