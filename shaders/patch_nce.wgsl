@@ -4,6 +4,8 @@
 // the backward recomputes s_ij from the saved per-row log-sum-exp. With
 // w_ij = g / N * (softmax_j(s_i)_j - [i == j]):
 //   dq_i = sum_j w_ij k_j / T,  dk_j = sum_i w_ij q_i / T.
+// A row whose positive dominates has a loss near 0: it is formed as log1p of the
+// other terms and w_ii as expm1(-loss), not as differences of nearly equal numbers.
 struct Params {
     n: u32,
     dim: u32,
@@ -29,6 +31,38 @@ fn thread_index(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
     return gid.x + gid.y * nwg.x * 256u;
 }
 
+// log(1 + x) to full relative precision for small x. log() itself is only
+// accurate to ~2^-21 absolute near 1 on some drivers (lavapipe), so small x go
+// through log1p(x) = 2 atanh(x / (2 + x)) as a series.
+fn log1p(x: f32) -> f32 {
+    if x >= 1.0 {
+        return log(1.0 + x);
+    }
+    let y = x / (2.0 + x);
+    let y2 = y * y;
+    var term = y;
+    var acc = 0.0;
+    for (var k = 1.0; k < 24.0; k += 2.0) {
+        acc += term / k;
+        term *= y2;
+    }
+    return 2.0 * acc;
+}
+
+// exp(x) - 1 to full relative precision for small |x| (Taylor series there).
+fn expm1(x: f32) -> f32 {
+    if abs(x) >= 0.5 {
+        return exp(x) - 1.0;
+    }
+    var term = x;
+    var acc = 0.0;
+    for (var k = 2.0; k < 16.0; k += 1.0) {
+        acc += term;
+        term *= x / k;
+    }
+    return acc;
+}
+
 fn logit(i: u32, j: u32) -> f32 {
     var acc = 0.0;
     for (var d = 0u; d < p.dim; d++) {
@@ -43,27 +77,28 @@ fn row_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workg
     if i >= p.n {
         return;
     }
+    // Online log-sum-exp: m is the running max, t the sum of exp(z - m) over every
+    // term but the max itself, so lse = m + log1p(t).
     var m = 0.0;
-    var s = 0.0;
+    var t = 0.0;
     var pos = 0.0;
     for (var j = 0u; j < p.n; j++) {
         let z = logit(i, j);
         if j == 0u {
             m = z;
-            s = 1.0;
         } else if z > m {
-            s = s * exp(m - z) + 1.0;
+            t = (t + 1.0) * exp(m - z);
             m = z;
         } else {
-            s += exp(z - m);
+            t += exp(z - m);
         }
         if j == i {
             pos = z;
         }
     }
-    let l = m + log(s);
-    lse_out[i] = l;
-    loss_row[i] = l - pos;
+    let tail = log1p(t);
+    lse_out[i] = m + tail;
+    loss_row[i] = (m - pos) + tail;
 }
 
 // One workgroup: the mean of the row losses.
@@ -87,8 +122,12 @@ fn reduce_mean(@builtin(local_invocation_index) lid: u32) {
 }
 
 fn weight(i: u32, j: u32) -> f32 {
-    let sm = exp(logit(i, j) - lse[i]);
-    return gout[0] * p.inv_n * p.inv_t * (sm - select(0.0, 1.0, i == j));
+    // softmax_ii - 1 = exp(-loss_i) - 1.
+    var w = expm1(-loss_in[i]);
+    if i != j {
+        w = exp(logit(i, j) - lse[i]);
+    }
+    return gout[0] * p.inv_n * p.inv_t * w;
 }
 
 @compute @workgroup_size(256)

@@ -20,12 +20,14 @@ use crate::tensor::{shape_str, DType, Tensor};
 
 const SHADER: &str = "patch_nce";
 
-/// What the backward of [`patch_nce`] needs: the inputs and per-row log-sum-exp.
+/// What the backward of [`patch_nce`] needs: the inputs, per-row log-sum-exp and
+/// per-row loss.
 #[derive(Debug)]
 pub struct PatchNceSaved {
     query: Tensor,
     key: Tensor,
     lse: Tensor,
+    loss_row: Tensor,
     temperature: f32,
 }
 
@@ -102,6 +104,7 @@ pub fn patch_nce(
         query: query.clone(),
         key: key.clone(),
         lse,
+        loss_row,
         temperature,
     };
     Ok((loss, saved))
@@ -137,6 +140,7 @@ pub fn patch_nce_backward(
             &[
                 s.query.buffer(),
                 s.key.buffer(),
+                s.loss_row.buffer(),
                 s.lse.buffer(),
                 grad.buffer(),
                 out.buffer(),

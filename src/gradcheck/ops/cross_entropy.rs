@@ -43,12 +43,16 @@ fn cross_entropy(x: &Inputs, a: &Attrs) -> Result<HostTensor> {
     }
 }
 
-/// Labels in [0, classes), about a fifth of them `ignore` (never the first).
+/// Labels in [0, classes), about a fifth of them `ignore`; the first is never ignored
+/// (even when `ignore` is a class), so a mean always has something to average.
 fn labels(r: &mut StdRng, shape: &[usize], classes: usize, ignore: u32) -> HostTensor {
     let n: usize = shape.iter().product();
     let data = (0..n)
         .map(|i| {
-            if i > 0 && r.random_bool(0.2) {
+            if i == 0 {
+                let kept: Vec<usize> = (0..classes).filter(|&c| c as u32 != ignore).collect();
+                kept[r.random_range(0..kept.len())] as f64
+            } else if r.random_bool(0.2) {
                 ignore as f64
             } else {
                 r.random_range(0..classes) as f64

@@ -16,9 +16,13 @@ fn patch_nce(x: &Inputs, a: &Attrs) -> Result<HostTensor> {
     let mut total = 0.0;
     for i in 0..n {
         let s: Vec<f64> = (0..n).map(|j| dot(row(q, i), row(k, j)) / t).collect();
-        let m = s.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
-        let lse = m + s.iter().map(|v| (v - m).exp()).sum::<f64>().ln();
-        total += lse - s[i];
+        // log(sum_j exp(s_j - s_i)) as log1p of the negatives: when the positive
+        // dominates, lse - s_i would cancel to noise even in f64.
+        let negatives: f64 = (0..n)
+            .filter(|&j| j != i)
+            .map(|j| (s[j] - s[i]).exp())
+            .sum();
+        total += negatives.ln_1p();
     }
     Ok(HostTensor::new(&[], vec![total / n as f64]))
 }
