@@ -193,7 +193,8 @@ fn pretrained_mobilenet_v2_classifies_real_photos() {
     // Strict: every tensor of torchvision's state_dict maps onto the model and back.
     let unused = checkpoint::load(
         &net,
-        &data("pretrained/mobilenet_v2_imagenet.safetensors"),
+        &std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("assets/pretrained/mobilenet_v2_imagenet.safetensors"),
         true,
     )
     .unwrap();

@@ -354,10 +354,18 @@ impl Default for KMeansCfg {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LinearProbeCfg {
+    /// Optimisation steps of the 1x1 convolution.
     pub iters: usize,
     pub lr: f64,
+    /// Training images whose frozen embeddings the probe learns from.
+    #[serde(default = "default_probe_images")]
+    pub images: usize,
     #[serde(default = "default_probe_momentum")]
     pub momentum: f64,
+}
+
+fn default_probe_images() -> usize {
+    128
 }
 
 fn default_probe_momentum() -> f64 {

@@ -9,6 +9,7 @@ use super::run_dir::RunDir;
 use crate::data::dataset::Dataset;
 use crate::data::loader::plain;
 use crate::error::{Error, Result};
+use crate::eval::metrics::Scores;
 use crate::eval::unsupervised::ClusterEval;
 use crate::gpu::Gpu;
 use crate::report::plot::{line_plot, Series};
@@ -25,10 +26,17 @@ pub struct Report {
     /// K-means evaluation of the network before training (same seeds).
     pub random_init: Option<ClusterEval>,
     pub trained: ClusterEval,
+    /// Linear probe on the frozen embeddings, before and after training.
+    pub probe_random_init: Option<Scores>,
+    pub probe_trained: Option<Scores>,
 }
 
 fn cluster_eval(v: &Value) -> Option<ClusterEval> {
     serde_json::from_value(v.get("kmeans")?.clone()).ok()
+}
+
+fn probe(v: &Value) -> Option<Scores> {
+    serde_json::from_value(v.get("linear_probe")?.clone()).ok()
 }
 
 /// Training scalars of metrics.jsonl as plot series (loss first).
@@ -80,6 +88,21 @@ fn markdown(r: &Report) -> String {
         row("random init", e);
     }
     row("trained", &r.trained);
+    if let Some(p) = &r.probe_trained {
+        s.push_str("\n| model | linear probe mIoU (%) | pixel accuracy (%) |\n|---|---|---|\n");
+        if let Some(q) = &r.probe_random_init {
+            s.push_str(&format!(
+                "| random init | {} | {} |\n",
+                pct(q.miou),
+                pct(q.pixel_accuracy)
+            ));
+        }
+        s.push_str(&format!(
+            "| trained | {} | {} |\n",
+            pct(p.miou),
+            pct(p.pixel_accuracy)
+        ));
+    }
     if let Some(first) = r.trained.per_seed.first() {
         s.push_str("\n| class | IoU (%), trained, first seed |\n|---|---|\n");
         for (name, iou) in r.class_names.iter().zip(&first.per_class_iou) {
@@ -102,21 +125,15 @@ pub fn write(
     preds: &[Vec<u8>],
 ) -> Result<Report> {
     let records = dir.records()?;
-    let random_init = records
-        .iter()
-        .find(|r| r["model"] == "random_init")
-        .and_then(cluster_eval);
-    let trained = records
+    let metrics = dir.file(super::run_dir::METRICS);
+    let first = records.iter().find(|r| r["model"] == "random_init");
+    let last = records
         .iter()
         .rev()
         .find(|r| r["model"] == "trained")
-        .and_then(cluster_eval)
-        .ok_or_else(|| {
-            Error::file(
-                dir.file(super::run_dir::METRICS),
-                "no evaluation of the trained model",
-            )
-        })?;
+        .ok_or_else(|| Error::file(&metrics, "no evaluation of the trained model"))?;
+    let trained =
+        cluster_eval(last).ok_or_else(|| Error::file(&metrics, "unreadable evaluation record"))?;
     line_plot(
         &dir.file("loss_curve.png"),
         &exp.name,
@@ -147,8 +164,10 @@ pub fn write(
         steps: exp.schedule.iters,
         seconds,
         class_names: val.class_names.clone(),
-        random_init,
+        random_init: first.and_then(cluster_eval),
         trained,
+        probe_random_init: first.and_then(probe),
+        probe_trained: probe(last),
     };
     let text = serde_json::to_string_pretty(&report)
         .map_err(|e| Error::file(dir.file("report.json"), e))?;
@@ -172,5 +191,13 @@ pub fn print_summary(r: &Report) {
         pct(r.trained.miou_std),
         pct(r.trained.pixel_accuracy_mean)
     );
+    if let Some(p) = &r.probe_trained {
+        let before = r
+            .probe_random_init
+            .as_ref()
+            .map(|q| format!(" (random init {})", pct(q.miou)))
+            .unwrap_or_default();
+        println!("linear probe    mIoU {}{before}", pct(p.miou));
+    }
     println!("report          {}/report.md", r.run_dir);
 }

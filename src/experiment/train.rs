@@ -14,6 +14,8 @@ use super::run_dir::{RunDir, CHECKPOINT, CONFIG};
 use crate::autograd::Var;
 use crate::data::dataset::{self, Dataset};
 use crate::error::{Error, Result};
+use crate::eval::linear_probe;
+use crate::eval::metrics::Scores;
 use crate::eval::unsupervised::{self, ClusterEval};
 use crate::gpu::adapter::AdapterChoice;
 use crate::gpu::Gpu;
@@ -104,6 +106,36 @@ fn eval_kmeans(
     );
     pb.finish_and_clear();
     r
+}
+
+/// The linear probe of the experiment, when it has one.
+fn eval_probe(
+    gpu: &Gpu,
+    method: &dyn Method,
+    exp: &Experiment,
+    train: &Dataset,
+    val: &Dataset,
+) -> Result<Option<Scores>> {
+    let Some(cfg) = &exp.eval.linear_probe else {
+        return Ok(None);
+    };
+    method.model().set_training(false);
+    let pb = bar(cfg.iters as u64, "probe");
+    let embed = |x: &Var| method.embed(x);
+    let r = linear_probe::evaluate(
+        gpu,
+        &embed,
+        train,
+        val,
+        exp.data.image_size,
+        exp.data.batch_size,
+        exp.eval.limit,
+        cfg,
+        exp.seed,
+        &mut || pb.inc(1),
+    );
+    pb.finish_and_clear();
+    r.map(Some)
 }
 
 fn save_checkpoint(dir: &RunDir, method: &dyn Method, step: usize) -> Result<()> {
@@ -284,7 +316,8 @@ pub fn train(args: &TrainArgs) -> Result<Option<Report>> {
     }
     pb.finish_and_clear();
     let (trained, preds) = eval_kmeans(&gpu, method.as_ref(), &exp, &val_set)?;
-    dir.log(&json!({"step": iters, "kind": "eval", "model": "trained", "kmeans": trained}))?;
+    let probe = eval_probe(&gpu, method.as_ref(), &exp, &train_set, &val_set)?;
+    dir.log(&json!({"step": iters, "kind": "eval", "model": "trained", "kmeans": trained, "linear_probe": probe}))?;
     let report = report::write(
         &dir,
         &exp,

@@ -234,11 +234,24 @@ impl Var {
         ignore_index: i64,
         reduction: Reduction,
     ) -> Result<Var> {
-        let x = self.value();
-        let y = target.value();
+        let (x, y) = (self.value(), target.value());
         let w = weight.map(|w| w.value());
         let (classes, _) = layout(&x, &y, w.as_ref())?;
         check_targets(&y.to_vec_u32()?, classes, ignore_index)?;
+        self.cross_entropy_checked(target, weight, ignore_index, reduction)
+    }
+
+    /// [`Var::cross_entropy`] without the readback, for labels already validated on
+    /// the host with [`check_targets`] (a training loop's data loader).
+    pub fn cross_entropy_checked(
+        &self,
+        target: &Var,
+        weight: Option<&Var>,
+        ignore_index: i64,
+        reduction: Reduction,
+    ) -> Result<Var> {
+        let (x, y) = (self.value(), target.value());
+        let w = weight.map(|w| w.value());
         let fwd = cross_entropy(&x, &y, w.as_ref(), ignore_index, reduction)?;
         let loss = fwd.loss.clone();
         Ok(Var::from_op(loss, &[self], move |g| {
