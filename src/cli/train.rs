@@ -21,6 +21,9 @@ pub struct TrainCli {
     /// Continue the run in RUN_DIR from its last checkpoint.
     #[arg(long, value_name = "RUN_DIR", conflicts_with = "file")]
     resume: Option<PathBuf>,
+    /// Stop (with a checkpoint) after this many steps; --resume continues.
+    #[arg(long, value_name = "STEP")]
+    stop_at: Option<usize>,
 }
 
 pub fn run(a: TrainCli) -> Result<ExitCode> {
@@ -29,6 +32,7 @@ pub fn run(a: TrainCli) -> Result<ExitCode> {
         sets: a.sets,
         dry_run: a.dry_run,
         resume: a.resume,
+        stop_at: a.stop_at,
     })?;
     Ok(ExitCode::SUCCESS)
 }

@@ -31,6 +31,8 @@ pub struct TrainArgs {
     pub dry_run: bool,
     /// A run folder to continue from its last checkpoint.
     pub resume: Option<PathBuf>,
+    /// Stop after this step (checkpointed), to continue later with `resume`.
+    pub stop_at: Option<usize>,
 }
 
 /// Refuses values no run can use, naming the key.
@@ -284,7 +286,8 @@ pub fn train(args: &TrainArgs) -> Result<Option<Report>> {
     let iters = exp.schedule.iters;
     let pb = bar(iters as u64, "train");
     pb.set_position(start as u64);
-    for step in start..iters {
+    let end = args.stop_at.map_or(iters, |s| s.clamp(start, iters));
+    for step in start..end {
         let lr = learning_rate(
             exp.optim.lr,
             &exp.schedule.policy,
@@ -309,12 +312,19 @@ pub fn train(args: &TrainArgs) -> Result<Option<Report>> {
             let (e, _) = eval_kmeans(&gpu, method.as_ref(), &exp, &val_set)?;
             dir.log(&json!({"step": done, "kind": "eval", "model": "trained", "kmeans": e}))?;
         }
-        if done % exp.output.checkpoint_every == 0 || done == iters {
+        if done % exp.output.checkpoint_every == 0 || done == end {
             save_checkpoint(&dir, method.as_ref(), done)?;
         }
         pb.inc(1);
     }
     pb.finish_and_clear();
+    if end < iters {
+        println!(
+            "stopped at step {end} of {iters}; continue with: wgseg train --resume {}",
+            dir.path.display()
+        );
+        return Ok(None);
+    }
     let (trained, preds) = eval_kmeans(&gpu, method.as_ref(), &exp, &val_set)?;
     let probe = eval_probe(&gpu, method.as_ref(), &exp, &train_set, &val_set)?;
     dir.log(&json!({"step": iters, "kind": "eval", "model": "trained", "kmeans": trained, "linear_probe": probe}))?;

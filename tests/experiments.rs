@@ -1,0 +1,200 @@
+//! `wgseg train` end to end at a tiny size: the run folder, determinism, resume, and
+//! the errors a user meets first.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::{scratch, stderr, stdout, wgseg};
+
+/// The quickstart shrunk to seconds: 32-px images, a thin network, a few steps.
+fn tiny(out: &Path, extra: &[&str]) -> Vec<String> {
+    let mut args: Vec<String> = ["train", "experiments/quickstart.yaml"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let sets = [
+        format!("output.dir={}", out.display()),
+        "data.source.train=24".into(),
+        "data.source.val=12".into(),
+        "data.source.size=32".into(),
+        "data.image_size=32".into(),
+        "data.batch_size=4".into(),
+        "model.width=0.125".into(),
+        "model.head_channels=8".into(),
+        "model.embed_dim=8".into(),
+        "method.queue_size=8".into(),
+        "schedule.iters=4".into(),
+        "eval.kmeans.seeds=[0]".into(),
+        "eval.kmeans.restarts=1".into(),
+        "eval.linear_probe={iters: 3, lr: 0.1, images: 8}".into(),
+        "output.log_every=1".into(),
+        "output.checkpoint_every=2".into(),
+        "output.pictures=2".into(),
+    ];
+    for s in sets {
+        args.push("--set".into());
+        args.push(s);
+    }
+    args.extend(extra.iter().map(|s| s.to_string()));
+    args
+}
+
+fn run(args: &[String]) -> std::process::Output {
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    wgseg(&refs, &[])
+}
+
+fn only_run_dir(out: &Path) -> PathBuf {
+    let runs: Vec<PathBuf> = std::fs::read_dir(out.join("quickstart"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    runs[0].clone()
+}
+
+/// metrics.jsonl without wall-clock fields.
+fn records(dir: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(dir.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn quickstart_writes_a_complete_run_folder_and_is_deterministic() {
+    let a = scratch("exp_a");
+    let o = run(&tiny(&a, &[]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let s = stdout(&o);
+    assert!(
+        s.contains("random init") && s.contains("trained") && s.contains("linear probe"),
+        "{s}"
+    );
+    let dir = only_run_dir(&a);
+    for f in [
+        "config.yaml",
+        "metrics.jsonl",
+        "checkpoint.safetensors",
+        "loss_curve.png",
+        "report.json",
+        "report.md",
+    ] {
+        assert!(dir.join(f).is_file(), "{f} missing");
+    }
+    let pictures = std::fs::read_dir(dir.join("pictures")).unwrap().count();
+    assert_eq!(pictures, 2);
+    let recs = records(&dir);
+    assert_eq!(recs.iter().filter(|r| r["kind"] == "train").count(), 4);
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("report.json")).unwrap()).unwrap();
+    assert!(report["trained"]["miou_mean"].as_f64().unwrap() > 0.0);
+    assert!(report["probe_trained"]["miou"].is_number());
+    // The resolved config runs again and gives the same numbers.
+    let b = scratch("exp_b");
+    assert!(run(&tiny(&b, &[])).status.success());
+    assert_eq!(
+        recs,
+        records(&only_run_dir(&b)),
+        "same seed, same adapter, same metrics"
+    );
+}
+
+#[test]
+fn resume_continues_to_the_same_final_metrics() {
+    let full = scratch("exp_full");
+    assert!(run(&tiny(&full, &[])).status.success());
+    let split = scratch("exp_split");
+    let o = run(&tiny(&split, &["--stop-at", "2"]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("--resume"));
+    let dir = only_run_dir(&split);
+    let o = wgseg(&["train", "--resume", dir.to_str().unwrap()], &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(records(&only_run_dir(&full)), records(&dir));
+}
+
+#[test]
+fn dry_run_prints_the_plan_without_training() {
+    let out = scratch("exp_dry");
+    let o = run(&tiny(&out, &["--dry-run"]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let s = stdout(&o);
+    assert!(
+        s.contains("parameters") && s.contains("GPU memory") && s.contains("steps"),
+        "{s}"
+    );
+    assert!(
+        !out.join("quickstart").exists(),
+        "a dry run writes no run folder"
+    );
+}
+
+#[test]
+fn bad_experiments_fail_with_one_clear_line() {
+    let dir = scratch("exp_bad");
+    let yaml = std::fs::read_to_string("experiments/quickstart.yaml").unwrap();
+    let typo = dir.join("typo.yaml");
+    std::fs::write(&typo, yaml.replace("  batch_size: 16", "  batchsize: 16")).unwrap();
+    let o = wgseg(&["train", typo.to_str().unwrap()], &[]);
+    assert_eq!(o.status.code(), Some(2));
+    let e = stderr(&o);
+    assert!(
+        e.contains("typo.yaml:")
+            && e.contains("data.batchsize")
+            && e.contains("did you mean `batch_size`?"),
+        "{e}"
+    );
+    assert_eq!(e.trim().lines().count(), 1, "{e}");
+    // Missing data folder.
+    let voc = dir.join("voc.yaml");
+    let with_voc = yaml.replace(
+        "    kind: synthetic       # built in: textured shapes, class = shape, colour independent of class",
+        "    kind: voc\n    root: /nonexistent/VOC2012\n    num_classes: 21",
+    );
+    let with_voc: String = with_voc
+        .lines()
+        .filter(|l| {
+            ![
+                "train:",
+                "val:",
+                "size:",
+                "max_objects:",
+                "style:",
+                "seed: 0",
+            ]
+            .iter()
+            .any(|k| l.trim_start().starts_with(k) && l.starts_with("    "))
+        })
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(&voc, with_voc).unwrap();
+    let o = wgseg(&["train", voc.to_str().unwrap()], &[]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("/nonexistent/VOC2012"),
+        "{}",
+        stderr(&o)
+    );
+    // A pretrained checkpoint that does not fit the backbone.
+    let o = run(&tiny(
+        &dir,
+        &[
+            "--set",
+            "model.pretrained=assets/pretrained/mobilenet_v2_imagenet.safetensors",
+            "--dry-run",
+        ],
+    ));
+    assert_eq!(o.status.code(), Some(2));
+    let e = stderr(&o);
+    assert!(
+        e.contains("model.pretrained") && e.contains("has no tensor conv1.weight"),
+        "{e}"
+    );
+    // --resume of something that is not a run.
+    let o = wgseg(&["train", "--resume", dir.to_str().unwrap()], &[]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("config.yaml"), "{}", stderr(&o));
+}
