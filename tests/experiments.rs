@@ -91,7 +91,10 @@ fn quickstart_writes_a_complete_run_folder_and_is_deterministic() {
     let report: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("report.json")).unwrap()).unwrap();
     assert!(report["trained"]["miou_mean"].as_f64().unwrap() > 0.0);
-    assert!(report["probe_trained"]["miou"].is_number());
+    assert!(
+        report["probe_trained"]["miou"].is_number()
+            && report["probe_random_init"]["miou"].is_number()
+    );
     // The resolved config runs again and gives the same numbers.
     let b = scratch("exp_b");
     assert!(run(&tiny(&b, &[])).status.success());

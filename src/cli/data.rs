@@ -31,6 +31,9 @@ enum DataAction {
         size: usize,
         #[arg(long, default_value_t = 1)]
         max_objects: usize,
+        /// Texture strength: 1 bold, towards 0 nearly flat.
+        #[arg(long, default_value_t = 1.0)]
+        texture_contrast: f32,
         /// a (saturated, clean) or b (muted, noisy, blurred: the other domain).
         #[arg(long, default_value = "a")]
         style: String,
@@ -46,6 +49,7 @@ pub fn run(a: DataCli) -> Result<ExitCode> {
         val,
         size,
         max_objects,
+        texture_contrast,
         style,
         seed,
     } = a.action;
@@ -68,6 +72,7 @@ pub fn run(a: DataCli) -> Result<ExitCode> {
         style,
         seed,
         max_objects,
+        texture_contrast,
     };
     let pb = bar((train + val) as u64, "synth");
     write_synthetic(&out, &spec, train, val, &mut || pb.inc(1))?;

@@ -65,6 +65,7 @@ pub fn open(cfg: &DataCfg, tick: &mut dyn FnMut()) -> Result<(Dataset, Dataset)>
             val,
             size,
             max_objects,
+            texture_contrast,
             style,
             seed,
         } => {
@@ -73,6 +74,7 @@ pub fn open(cfg: &DataCfg, tick: &mut dyn FnMut()) -> Result<(Dataset, Dataset)>
                 style: *style,
                 seed: *seed,
                 max_objects: *max_objects,
+                texture_contrast: *texture_contrast as f32,
             };
             let names: Vec<String> = CLASSES.iter().map(|s| s.to_string()).collect();
             let mut make = |range: std::ops::Range<usize>, filter: bool| {

@@ -80,6 +80,7 @@ mod tests {
             style: Style::A,
             seed: 9,
             max_objects: 2,
+            texture_contrast: 1.0,
         };
         write_synthetic(&root, &spec, 3, 2, &mut || {}).unwrap();
         let train = VocDataset::open(&root, "train", Some(SALIENCY_DIR)).unwrap();

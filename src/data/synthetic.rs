@@ -30,6 +30,9 @@ pub struct SynthSpec {
     pub seed: u64,
     /// Objects per image: 1..=max_objects.
     pub max_objects: usize,
+    /// Strength of the textures' light/dark variation: 1 for bold patterns, towards 0
+    /// for nearly flat regions (shape boundaries then dominate what is visible).
+    pub texture_contrast: f32,
 }
 
 /// One generated image with its labels.
@@ -91,7 +94,7 @@ fn colour(rng: &mut StdRng, style: Style) -> [f32; 3] {
     }
 }
 
-fn texture(rng: &mut StdRng, style: Style) -> Texture {
+fn texture(rng: &mut StdRng, style: Style, contrast: f32) -> Texture {
     let pattern = match (style, rng.random_bool(0.5)) {
         (Style::A, true) => Pattern::Stripes,
         (Style::A, false) => Pattern::Checker,
@@ -100,7 +103,7 @@ fn texture(rng: &mut StdRng, style: Style) -> Texture {
     };
     let a = colour(rng, style);
     // The second colour is a shade of the first: texture varies brightness, not hue.
-    let shade = rng.random_range(0.45..0.8);
+    let shade = 1.0 - contrast.clamp(0.0, 1.0) * rng.random_range(0.2..0.55);
     Texture {
         pattern,
         a,
@@ -223,7 +226,7 @@ pub fn generate(spec: &SynthSpec, index: u64) -> Sample {
     );
     let n = spec.size;
     let sz = n as f32;
-    let background = texture(&mut rng, spec.style);
+    let background = texture(&mut rng, spec.style, spec.texture_contrast);
     let count = rng.random_range(1..=spec.max_objects.max(1));
     let shapes: Vec<Shape> = (0..count)
         .map(|_| {
@@ -234,7 +237,7 @@ pub fn generate(spec: &SynthSpec, index: u64) -> Sample {
                 cy: rng.random_range(radius..sz - radius),
                 radius,
                 angle: rng.random_range(0.0..std::f32::consts::TAU),
-                texture: texture(&mut rng, spec.style),
+                texture: texture(&mut rng, spec.style, spec.texture_contrast),
             }
         })
         .collect();
@@ -286,6 +289,7 @@ mod tests {
             style,
             seed: 3,
             max_objects: 3,
+            texture_contrast: 1.0,
         }
     }
 

@@ -70,6 +70,9 @@ pub enum DataSource {
         size: usize,
         #[serde(default = "default_max_objects")]
         max_objects: usize,
+        /// Texture strength: 1 bold, towards 0 nearly flat.
+        #[serde(default = "one")]
+        texture_contrast: f64,
         #[serde(default = "default_style")]
         style: Style,
         #[serde(default)]

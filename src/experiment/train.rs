@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use serde_json::json;
 
-use super::config::{DataSource, Experiment, MethodCfg};
+use super::config::{BackboneKind, DataSource, Experiment, MethodCfg};
 use super::progress::bar;
 use super::report::{self, Report};
 use super::run_dir::{RunDir, CHECKPOINT, CONFIG};
@@ -215,9 +215,13 @@ fn print_plan(
         train.len(),
         val.len()
     );
+    let backbone = match exp.model.backbone {
+        BackboneKind::Resnet => format!("ResNet-{}", exp.model.depth),
+        BackboneKind::MobilenetV2 => "MobileNetV2".to_string(),
+    };
     println!(
-        "model           {:?} depth {} width {} output stride {}, {params} parameters",
-        exp.model.backbone, exp.model.depth, exp.model.width, exp.model.output_stride
+        "model           {backbone} width {} output stride {}, {params} parameters",
+        exp.model.width, exp.model.output_stride
     );
     println!(
         "steps           {} of batch {} at {}x{}",
@@ -276,7 +280,8 @@ pub fn train(args: &TrainArgs) -> Result<Option<Report>> {
     let started = Instant::now();
     if start == 0 {
         let (random, _) = eval_kmeans(&gpu, method.as_ref(), &exp, &val_set)?;
-        dir.log(&json!({"step": 0, "kind": "eval", "model": "random_init", "kmeans": random}))?;
+        let probe = eval_probe(&gpu, method.as_ref(), &exp, &train_set, &val_set)?;
+        dir.log(&json!({"step": 0, "kind": "eval", "model": "random_init", "kmeans": random, "linear_probe": probe}))?;
         println!(
             "random init     k-means mIoU {:.2} ± {:.2}",
             100.0 * random.miou_mean,
