@@ -12,7 +12,7 @@ use crate::nn::module::{parameters, Module};
 use crate::ops::attrs::AttrKind;
 use crate::ops::elementwise::expect_f32;
 use crate::ops::params::Params;
-use crate::ops::registry::{attr, InputSpec, OpSpec};
+use crate::ops::registry::{attr, fixed_in, OpSpec};
 use crate::tensor::{shape_str, DType, Tensor};
 
 const OP: &str = "ema";
@@ -111,20 +111,10 @@ pub fn ema(key: &Tensor, query: &Tensor, momentum: f32) -> Result<Tensor> {
     Ok(out)
 }
 
-const fn no_grad(name: &'static str) -> InputSpec {
-    InputSpec {
-        name,
-        dtype: DType::F32,
-        differentiable: false,
-        variadic: false,
-        optional: false,
-    }
-}
-
 pub static OPS: &[OpSpec] = &[OpSpec {
     name: "ema",
     summary: "momentum update momentum * input + (1 - momentum) * other (input: key tensor, other: query tensor); no gradient",
-    inputs: &[no_grad("input"), no_grad("other")],
+    inputs: &[fixed_in("input", DType::F32, false), fixed_in("other", DType::F32, false)],
     attrs: &[attr("momentum", AttrKind::Float, Some("0.999"))],
     run: |c| {
         let out = ema(

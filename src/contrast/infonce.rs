@@ -20,7 +20,7 @@ use crate::gpu::{Kernel, WORKGROUP};
 use crate::ops::attrs::AttrKind;
 use crate::ops::elementwise::expect_f32;
 use crate::ops::params::Params;
-use crate::ops::registry::{attr, f32_in, InputSpec, OpSpec};
+use crate::ops::registry::{attr, f32_in, fixed_in, OpSpec};
 use crate::tensor::{shape_str, DType, Tensor};
 
 const OP: &str = "mask_infonce";
@@ -314,24 +314,14 @@ impl Var {
     }
 }
 
-const fn constant(name: &'static str, optional: bool) -> InputSpec {
-    InputSpec {
-        name,
-        dtype: DType::F32,
-        differentiable: false,
-        variadic: false,
-        optional,
-    }
-}
-
 pub static OPS: &[OpSpec] = &[OpSpec {
     name: "mask_infonce",
     summary: "MaskContrast InfoNCE: salient query pixels vs key prototypes (+ optional queue), mean over salient pixels",
     inputs: &[
         f32_in("query"),
-        constant("mask", false),
+        fixed_in("mask", DType::F32, false),
         f32_in("key_prototypes"),
-        constant("queue", true),
+        fixed_in("queue", DType::F32, true),
     ],
     attrs: &[attr("temperature", AttrKind::Float, Some("0.5"))],
     run: |c| {

@@ -1,6 +1,7 @@
 //! Datasets: the built-in synthetic shapes and VOC-layout folders.
 
 pub mod augment;
+pub mod color;
 pub mod dataset;
 pub mod export;
 pub mod loader;

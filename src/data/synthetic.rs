@@ -6,6 +6,8 @@
 //! texture family, noise and blur: the target domain for domain adaptation.
 
 use image::{Rgb, RgbImage};
+
+use super::color::hsv_to_rgb;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -63,34 +65,18 @@ struct Texture {
     seed: u32,
 }
 
-fn hsv(h: f32, s: f32, v: f32) -> [f32; 3] {
-    let c = v * s;
-    let hp = (h.rem_euclid(1.0)) * 6.0;
-    let x = c * (1.0 - (hp % 2.0 - 1.0).abs());
-    let (r, g, b) = match hp as u32 {
-        0 => (c, x, 0.0),
-        1 => (x, c, 0.0),
-        2 => (0.0, c, x),
-        3 => (0.0, x, c),
-        4 => (x, 0.0, c),
-        _ => (c, 0.0, x),
-    };
-    let m = v - c;
-    [r + m, g + m, b + m]
-}
-
 fn colour(rng: &mut StdRng, style: Style) -> [f32; 3] {
     match style {
-        Style::A => hsv(
+        Style::A => hsv_to_rgb([
             rng.random(),
             rng.random_range(0.6..1.0),
             rng.random_range(0.6..1.0),
-        ),
-        Style::B => hsv(
+        ]),
+        Style::B => hsv_to_rgb([
             rng.random(),
             rng.random_range(0.1..0.45),
             rng.random_range(0.25..0.75),
-        ),
+        ]),
     }
 }
 

@@ -9,13 +9,14 @@
 //! by the batch size, is not offered). d loss / dx = -c * (t - sigmoid(x)) with
 //! c = w for positives and 1 - w for negatives.
 
-use super::{no_grad, partial_count, sum_all};
+use super::{partial_count, sum_all};
 use crate::autograd::Var;
 use crate::error::{Error, Result};
 use crate::gpu::{Kernel, WORKGROUP};
 use crate::ops::attrs::AttrKind;
 use crate::ops::elementwise::expect_f32;
 use crate::ops::params::Params;
+use crate::ops::registry::fixed_in;
 use crate::ops::registry::{attr, f32_in, OpSpec};
 use crate::tensor::{shape_str, DType, Tensor};
 
@@ -136,7 +137,7 @@ impl Var {
 pub static OPS: &[OpSpec] = &[OpSpec {
     name: "balanced_bce",
     summary: "MaskContrast's class-balanced BCE on logits (w = negatives / all over the batch)",
-    inputs: &[f32_in("input"), no_grad("target", DType::F32, false)],
+    inputs: &[f32_in("input"), fixed_in("target", DType::F32, false)],
     attrs: &[attr("size_average", AttrKind::Bool, Some("true"))],
     run: |c| {
         c.input("input")?

@@ -7,13 +7,14 @@
 //! (NaN when every label is ignored, as torch). The gradient is
 //! coef_i * weight[y_i] * (softmax(x_i) - onehot(y_i)).
 
-use super::{no_grad, partial_count, ratio_of_sums, sum_all, Reduction};
+use super::{partial_count, ratio_of_sums, sum_all, Reduction};
 use crate::autograd::Var;
 use crate::error::{Error, Result};
 use crate::gpu::{Kernel, WORKGROUP};
 use crate::ops::attrs::AttrKind;
 use crate::ops::elementwise::{expect_f32, full};
 use crate::ops::params::Params;
+use crate::ops::registry::fixed_in;
 use crate::ops::registry::{attr, f32_in, OpSpec};
 use crate::tensor::{shape_str, DType, Tensor};
 
@@ -265,8 +266,8 @@ pub static OPS: &[OpSpec] = &[OpSpec {
     summary: "log_softmax + weighted NLL over dim 1 with u32 labels, ignore_index, reduction",
     inputs: &[
         f32_in("input"),
-        no_grad("target", DType::U32, false),
-        no_grad("weight", DType::F32, true),
+        fixed_in("target", DType::U32, false),
+        fixed_in("weight", DType::F32, true),
     ],
     attrs: &[
         attr("ignore_index", AttrKind::Int, Some("255")),

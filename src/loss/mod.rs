@@ -14,7 +14,6 @@ pub mod simple;
 use crate::error::{Error, Result};
 use crate::gpu::Kernel;
 use crate::ops::reduce::reduce_sum;
-use crate::ops::registry::InputSpec;
 use crate::tensor::{DType, Tensor};
 
 pub use bce::{balanced_bce, balanced_bce_backward, BalancedBce};
@@ -33,17 +32,6 @@ pub const PARTIALS: usize = 1 << 16;
 /// Invocations of a grid-stride partial-sum kernel over `n` items.
 pub(crate) fn partial_count(n: usize) -> usize {
     n.clamp(1, PARTIALS)
-}
-
-/// An input that gets no gradient (labels, class weights, a detached memory).
-pub(crate) const fn no_grad(name: &'static str, dtype: DType, optional: bool) -> InputSpec {
-    InputSpec {
-        name,
-        dtype,
-        differentiable: false,
-        variadic: false,
-        optional,
-    }
 }
 
 /// torch's `reduction` argument.

@@ -11,13 +11,14 @@
 //! evaluate it as softplus(logsumexp_n s_an - s_ap), stable for any scale, and
 //! recompute similarities instead of storing N x (N + M) of them.
 
-use super::{no_grad, ratio_of_sums};
+use super::ratio_of_sums;
 use crate::autograd::Var;
 use crate::error::{Error, Result};
 use crate::gpu::Kernel;
 use crate::ops::attrs::AttrKind;
 use crate::ops::elementwise::expect_f32;
 use crate::ops::params::Params;
+use crate::ops::registry::fixed_in;
 use crate::ops::registry::{attr, f32_in, OpSpec};
 use crate::tensor::{shape_str, DType, Tensor};
 
@@ -263,9 +264,9 @@ pub static OPS: &[OpSpec] = &[OpSpec {
         "supervised pixel contrast of L2-normalised rows (negatives summed apart), optional memory",
     inputs: &[
         f32_in("features"),
-        no_grad("labels", DType::U32, false),
-        no_grad("memory_features", DType::F32, true),
-        no_grad("memory_labels", DType::U32, true),
+        fixed_in("labels", DType::U32, false),
+        fixed_in("memory_features", DType::F32, true),
+        fixed_in("memory_labels", DType::U32, true),
     ],
     attrs: &[
         attr("temperature", AttrKind::Float, Some("0.1")),

@@ -7,7 +7,7 @@ use super::attrs::{AttrKind, AttrSpec};
 use super::elementwise::{expect_f32, full, mul, zeros};
 use super::params::Params;
 use super::reduce::reduce_sum;
-use super::registry::{attr, f32_in, InputSpec, OpCall, OpSpec};
+use super::registry::{attr, f32_in, optional_in, InputSpec, OpCall, OpSpec};
 use crate::autograd::Var;
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, Kernel, WORKGROUP};
@@ -788,20 +788,10 @@ impl Var {
     }
 }
 
-const fn optional(name: &'static str, differentiable: bool) -> InputSpec {
-    InputSpec {
-        name,
-        dtype: DType::F32,
-        differentiable,
-        variadic: false,
-        optional: true,
-    }
-}
-
 const AFFINE_INPUTS: &[InputSpec] = &[
     f32_in("input"),
-    optional("weight", true),
-    optional("bias", true),
+    optional_in("weight", true),
+    optional_in("bias", true),
 ];
 
 const EPS: AttrSpec = attr("eps", AttrKind::Float, Some("1e-5"));
@@ -816,10 +806,10 @@ pub static OPS: &[OpSpec] = &[
         summary: "normalise each channel by batch statistics (training, updating running_mean/var in place) or running statistics (eval)",
         inputs: &[
             f32_in("input"),
-            optional("running_mean", false),
-            optional("running_var", false),
-            optional("weight", true),
-            optional("bias", true),
+            optional_in("running_mean", false),
+            optional_in("running_var", false),
+            optional_in("weight", true),
+            optional_in("bias", true),
         ],
         attrs: &[
             attr("training", AttrKind::Bool, Some("false")),

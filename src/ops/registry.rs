@@ -62,6 +62,27 @@ impl OpCall {
     }
 }
 
+/// An input that gets no gradient (labels, class weights, running statistics, a
+/// detached memory bank).
+pub(crate) const fn fixed_in(name: &'static str, dtype: DType, optional: bool) -> InputSpec {
+    InputSpec {
+        name,
+        dtype,
+        differentiable: false,
+        variadic: false,
+        optional,
+    }
+}
+
+/// An f32 input that may be left out (e.g. an affine weight).
+pub(crate) const fn optional_in(name: &'static str, differentiable: bool) -> InputSpec {
+    InputSpec {
+        optional: true,
+        differentiable,
+        ..f32_in(name)
+    }
+}
+
 pub(crate) const fn f32_in(name: &'static str) -> InputSpec {
     InputSpec {
         name,

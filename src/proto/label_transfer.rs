@@ -26,7 +26,7 @@ use crate::autograd::Var;
 use crate::error::{Error, Result};
 use crate::ops::attrs::AttrKind;
 use crate::ops::elementwise::full;
-use crate::ops::registry::{attr, InputSpec, OpSpec};
+use crate::ops::registry::{attr, fixed_in, OpSpec};
 use crate::tensor::{DType, Tensor};
 
 /// Settings of [`label_transfer`], defaults as in the op table.
@@ -179,21 +179,10 @@ pub fn label_transfer(
     Ok(out)
 }
 
-/// An f32 input that takes no gradient: label transfer has no backward.
-const fn fixed(name: &'static str) -> InputSpec {
-    InputSpec {
-        name,
-        dtype: DType::F32,
-        differentiable: false,
-        variadic: false,
-        optional: false,
-    }
-}
-
 pub static OPS: &[OpSpec] = &[OpSpec {
     name: "label_transfer",
     summary: "pseudo labels (u32) by nearest prototype, kept where softmax confidence passes a (class-balanced) threshold",
-    inputs: &[fixed("features"), fixed("prototypes")],
+    inputs: &[fixed_in("features", DType::F32, false), fixed_in("prototypes", DType::F32, false)],
     attrs: &[
         attr("scale", AttrKind::Float, Some("10")),
         attr("threshold", AttrKind::Float, Some("0.9")),
