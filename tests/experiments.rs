@@ -95,6 +95,28 @@ fn quickstart_writes_a_complete_run_folder_and_is_deterministic() {
         report["probe_trained"]["miou"].is_number()
             && report["probe_random_init"]["miou"].is_number()
     );
+    // eval re-scores the checkpoint; infer draws predictions for new images.
+    let o = wgseg(&["eval", dir.to_str().unwrap()], &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(dir.join("eval.json").is_file() && stdout(&o).contains("k-means mIoU"));
+    let pics = a.join("infer_out");
+    let o = wgseg(
+        &[
+            "infer",
+            dir.to_str().unwrap(),
+            "--input",
+            "tests/data/images",
+            "--out",
+            pics.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    for name in ["chelsea.png", "coffee.png"] {
+        // input | overlay | prediction at the run's 32 px, then the 150 px legend.
+        let img = image::open(pics.join(name)).unwrap();
+        assert_eq!(img.width(), 3 * 32 + 150, "{name}");
+    }
     // The resolved config runs again and gives the same numbers.
     let b = scratch("exp_b");
     assert!(run(&tiny(&b, &[])).status.success());

@@ -5,6 +5,7 @@ mod data;
 mod gradcheck;
 mod info;
 mod op;
+mod run;
 mod shaders;
 mod train;
 
@@ -28,6 +29,10 @@ pub struct Cli {
 enum Command {
     /// Train an experiment (writes runs/<name>/<time>/).
     Train(train::TrainCli),
+    /// Evaluate a run's checkpoint (K-means over seeds, linear probe).
+    Eval(run::EvalCli),
+    /// Coloured prediction PNGs (with overlay and legend) for an image or a folder.
+    Infer(run::InferCli),
     /// Datasets: write the built-in synthetic set in the VOC layout.
     Data(data::DataCli),
     /// Print the chosen adapter, its limits and features.
@@ -73,6 +78,8 @@ pub fn main() -> ExitCode {
         Command::Train(args) => train::run(args),
         Command::Info => info::run(),
         Command::Data(args) => data::run(args),
+        Command::Eval(args) => run::eval(args),
+        Command::Infer(args) => run::infer_cmd(args),
         Command::Shaders {
             action: ShadersAction::Check { dir },
         } => shaders::check(dir),

@@ -50,6 +50,19 @@ impl Dataset {
     }
 }
 
+/// The class names of a data source, background first.
+pub fn class_names(source: &DataSource) -> Vec<String> {
+    match source {
+        DataSource::Synthetic { .. } => CLASSES.iter().map(|s| s.to_string()).collect(),
+        DataSource::Voc { num_classes, .. } if *num_classes == VOC_CLASSES.len() => {
+            VOC_CLASSES.iter().map(|s| s.to_string()).collect()
+        }
+        DataSource::Voc { num_classes, .. } => {
+            (0..*num_classes).map(|c| format!("class {c}")).collect()
+        }
+    }
+}
+
 fn coverage(saliency: &[u8]) -> f64 {
     saliency.iter().filter(|&&m| m != 0).count() as f64 / saliency.len().max(1) as f64
 }
@@ -76,7 +89,7 @@ pub fn open(cfg: &DataCfg, tick: &mut dyn FnMut()) -> Result<(Dataset, Dataset)>
                 max_objects: *max_objects,
                 texture_contrast: *texture_contrast as f32,
             };
-            let names: Vec<String> = CLASSES.iter().map(|s| s.to_string()).collect();
+            let names = class_names(&cfg.source);
             let mut make = |range: std::ops::Range<usize>, filter: bool| {
                 let mut items = Vec::new();
                 for i in range {
@@ -118,7 +131,7 @@ pub fn open(cfg: &DataCfg, tick: &mut dyn FnMut()) -> Result<(Dataset, Dataset)>
             train_split,
             val_split,
             saliency_dir,
-            num_classes,
+            num_classes: _,
         } => {
             let train = VocDataset::open(root, train_split, saliency_dir.as_deref())?;
             let val = VocDataset::open(root, val_split, saliency_dir.as_deref())?;
@@ -140,11 +153,7 @@ pub fn open(cfg: &DataCfg, tick: &mut dyn FnMut()) -> Result<(Dataset, Dataset)>
                     format!("no training image has saliency in {lo}..{hi}"),
                 ));
             }
-            let names: Vec<String> = if *num_classes == VOC_CLASSES.len() {
-                VOC_CLASSES.iter().map(|s| s.to_string()).collect()
-            } else {
-                (0..*num_classes).map(|c| format!("class {c}")).collect()
-            };
+            let names = class_names(&cfg.source);
             let all_val = (0..val.len()).collect();
             Ok((
                 Dataset {

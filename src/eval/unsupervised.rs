@@ -72,9 +72,27 @@ fn prototypes(
     Ok(out)
 }
 
+/// What an evaluation leaves besides its scores (first seed).
+pub struct ClusterOutcome {
+    pub eval: ClusterEval,
+    /// Predicted class map of every evaluated image.
+    pub predictions: Vec<Vec<u8>>,
+    /// Per class, the L2-normalised mean prototype of the images matched to it (row
+    /// 0, the background, is zero): what `wgseg infer` assigns new images by.
+    pub class_centroids: Vec<Vec<f32>>,
+}
+
+fn normalised(v: Vec<f32>) -> Vec<f32> {
+    let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    if n > 0.0 {
+        v.iter().map(|x| x / n).collect()
+    } else {
+        v
+    }
+}
+
 /// Clusters the validation images' prototypes and scores the segmentation it implies.
-/// `embed` maps a batch of images to L2-normalised embeddings [B, D, S, S]. Also
-/// returns the first seed's predicted class maps (for pictures).
+/// `embed` maps a batch of images to L2-normalised embeddings [B, D, S, S].
 #[allow(clippy::too_many_arguments)]
 pub fn evaluate(
     gpu: &Gpu,
@@ -85,7 +103,7 @@ pub fn evaluate(
     limit: usize,
     cfg: &KMeansCfg,
     tick: &mut dyn FnMut(),
-) -> Result<(ClusterEval, Vec<Vec<u8>>)> {
+) -> Result<ClusterOutcome> {
     let classes = data.num_classes();
     let count = if limit == 0 {
         data.len()
@@ -115,6 +133,7 @@ pub fn evaluate(
     let points = Tensor::from_slice(gpu, &flat, &[rows.len(), d])?;
     let mut per_seed = Vec::new();
     let mut first_preds = Vec::new();
+    let mut class_centroids = Vec::new();
     for (s, &seed) in cfg.seeds.iter().enumerate() {
         let opts = KMeansOpts {
             k: clusters,
@@ -161,19 +180,30 @@ pub fn evaluate(
                 .iter()
                 .map(|p| p.iter().map(|&c| mapping[c as usize] as u8).collect())
                 .collect();
+            let dim = images[salient[0]].proto.len();
+            let mut sums = vec![vec![0f32; dim]; classes];
+            for (j, &i) in salient.iter().enumerate() {
+                let class = mapping[result.labels[j] as usize + 1];
+                for (acc, v) in sums[class].iter_mut().zip(&images[i].proto) {
+                    *acc += v;
+                }
+            }
+            sums[0] = vec![0.0; dim];
+            class_centroids = sums.into_iter().map(normalised).collect();
         }
         tick();
     }
     let mious: Vec<f64> = per_seed.iter().map(|s| s.miou).collect();
     let (miou_mean, miou_std) = mean_std(&mious);
     let accs: Vec<f64> = per_seed.iter().map(|s| s.pixel_accuracy).collect();
-    Ok((
-        ClusterEval {
+    Ok(ClusterOutcome {
+        eval: ClusterEval {
             miou_mean,
             miou_std,
             pixel_accuracy_mean: mean_std(&accs).0,
             per_seed,
         },
-        first_preds,
-    ))
+        predictions: first_preds,
+        class_centroids,
+    })
 }

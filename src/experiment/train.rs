@@ -16,7 +16,7 @@ use crate::data::dataset::{self, Dataset};
 use crate::error::{Error, Result};
 use crate::eval::linear_probe;
 use crate::eval::metrics::Scores;
-use crate::eval::unsupervised::{self, ClusterEval};
+use crate::eval::unsupervised::{self, ClusterOutcome};
 use crate::gpu::adapter::AdapterChoice;
 use crate::gpu::Gpu;
 use crate::io;
@@ -92,7 +92,7 @@ fn eval_kmeans(
     method: &dyn Method,
     exp: &Experiment,
     val: &Dataset,
-) -> Result<(ClusterEval, Vec<Vec<u8>>)> {
+) -> Result<ClusterOutcome> {
     method.model().set_training(false);
     let pb = bar(exp.eval.kmeans.seeds.len() as u64, "k-means");
     let embed = |x: &Var| method.embed(x);
@@ -108,6 +108,16 @@ fn eval_kmeans(
     );
     pb.finish_and_clear();
     r
+}
+
+/// Class centroids in embedding space, for `wgseg infer`.
+pub const CENTROIDS: &str = "clusters.safetensors";
+
+fn save_centroids(gpu: &Gpu, dir: &RunDir, outcome: &ClusterOutcome) -> Result<()> {
+    let rows = &outcome.class_centroids;
+    let flat: Vec<f32> = rows.iter().flatten().copied().collect();
+    let t = crate::tensor::Tensor::from_slice(gpu, &flat, &[rows.len(), rows[0].len()])?;
+    io::write(&dir.file(CENTROIDS), &[("centroids".to_string(), t)])
 }
 
 /// The linear probe of the experiment, when it has one.
@@ -234,6 +244,52 @@ fn print_plan(
     Ok(())
 }
 
+/// A finished (or checkpointed) run loaded back for evaluation or inference.
+pub struct LoadedRun {
+    pub exp: Experiment,
+    pub gpu: Gpu,
+    pub method: Box<dyn Method>,
+    pub step: usize,
+}
+
+/// Loads a run folder: its resolved config, a device, and the method at the last
+/// checkpoint.
+pub fn load_run(dir: &Path) -> Result<LoadedRun> {
+    let exp = super::load::load(&dir.join(CONFIG), &[])?;
+    let gpu = open_device(&exp)?;
+    let mut method = build_method(&gpu, &exp)?;
+    let step = load_checkpoint(&gpu, &dir.join(CHECKPOINT), method.as_mut())?;
+    method.model().set_training(false);
+    Ok(LoadedRun {
+        exp,
+        gpu,
+        method,
+        step,
+    })
+}
+
+/// Evaluates a run's checkpoint (K-means over seeds, and the linear probe when the
+/// experiment has one); writes eval.json into the run folder.
+pub fn evaluate_run(dir: &Path) -> Result<serde_json::Value> {
+    let run = load_run(dir)?;
+    let gen = bar(0, "data");
+    let (train_set, val_set) = dataset::open(&run.exp.data, &mut || gen.inc(1))?;
+    gen.finish_and_clear();
+    let outcome = eval_kmeans(&run.gpu, run.method.as_ref(), &run.exp, &val_set)?;
+    let probe = eval_probe(
+        &run.gpu,
+        run.method.as_ref(),
+        &run.exp,
+        &train_set,
+        &val_set,
+    )?;
+    let result = json!({"step": run.step, "kmeans": outcome.eval, "linear_probe": probe});
+    let text =
+        serde_json::to_string_pretty(&result).map_err(|e| Error::file(dir.join("eval.json"), e))?;
+    io::write_atomic(&dir.join("eval.json"), text.as_bytes())?;
+    Ok(result)
+}
+
 /// Runs (or resumes) an experiment; returns the report.
 pub fn train(args: &TrainArgs) -> Result<Option<Report>> {
     let (exp, resume) = match &args.resume {
@@ -279,7 +335,7 @@ pub fn train(args: &TrainArgs) -> Result<Option<Report>> {
     println!("run folder      {}", dir.path.display());
     let started = Instant::now();
     if start == 0 {
-        let (random, _) = eval_kmeans(&gpu, method.as_ref(), &exp, &val_set)?;
+        let random = eval_kmeans(&gpu, method.as_ref(), &exp, &val_set)?.eval;
         let probe = eval_probe(&gpu, method.as_ref(), &exp, &train_set, &val_set)?;
         dir.log(&json!({"step": 0, "kind": "eval", "model": "random_init", "kmeans": random, "linear_probe": probe}))?;
         println!(
@@ -314,7 +370,7 @@ pub fn train(args: &TrainArgs) -> Result<Option<Report>> {
             dir.log(&rec)?;
         }
         if exp.eval.every > 0 && done % exp.eval.every == 0 && done < iters {
-            let (e, _) = eval_kmeans(&gpu, method.as_ref(), &exp, &val_set)?;
+            let e = eval_kmeans(&gpu, method.as_ref(), &exp, &val_set)?.eval;
             dir.log(&json!({"step": done, "kind": "eval", "model": "trained", "kmeans": e}))?;
         }
         if done % exp.output.checkpoint_every == 0 || done == end {
@@ -330,16 +386,17 @@ pub fn train(args: &TrainArgs) -> Result<Option<Report>> {
         );
         return Ok(None);
     }
-    let (trained, preds) = eval_kmeans(&gpu, method.as_ref(), &exp, &val_set)?;
+    let outcome = eval_kmeans(&gpu, method.as_ref(), &exp, &val_set)?;
+    save_centroids(&gpu, &dir, &outcome)?;
     let probe = eval_probe(&gpu, method.as_ref(), &exp, &train_set, &val_set)?;
-    dir.log(&json!({"step": iters, "kind": "eval", "model": "trained", "kmeans": trained, "linear_probe": probe}))?;
+    dir.log(&json!({"step": iters, "kind": "eval", "model": "trained", "kmeans": outcome.eval, "linear_probe": probe}))?;
     let report = report::write(
         &dir,
         &exp,
         &gpu,
         started.elapsed().as_secs_f64(),
         &val_set,
-        &preds,
+        &outcome.predictions,
     )?;
     report::print_summary(&report);
     Ok(Some(report))

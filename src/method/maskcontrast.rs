@@ -134,6 +134,12 @@ impl Method for MaskContrast {
         &self.query
     }
 
+    fn saliency_logits(&self, images: &Var) -> Result<Var> {
+        self.query
+            .forward(images)?
+            .slice(1, self.dim as i64, self.dim as i64 + 1, 1)
+    }
+
     fn embed(&self, images: &Var) -> Result<Var> {
         self.embedding_of(&self.query.forward(images)?)
     }

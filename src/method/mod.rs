@@ -25,6 +25,9 @@ pub trait Method {
     /// L2-normalised per-pixel embeddings [B, D, S, S] of images [B, 3, S, S].
     fn embed(&self, images: &Var) -> Result<Var>;
 
+    /// Per-pixel saliency logits [B, 1, S, S] (positive = salient).
+    fn saliency_logits(&self, images: &Var) -> Result<Var>;
+
     /// Everything besides the model needed to resume: tensors and metadata.
     fn extra_state(&self) -> (Vec<(String, Tensor)>, HashMap<String, String>);
 

@@ -1,0 +1,51 @@
+//! `wgseg eval RUN_DIR` and `wgseg infer RUN_DIR --input PATH --out DIR`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Args;
+
+use crate::error::Result;
+use crate::experiment::infer::infer;
+use crate::experiment::train::evaluate_run;
+
+#[derive(Args)]
+pub struct EvalCli {
+    /// A run folder (runs/<name>/<time>) with a checkpoint.
+    run: PathBuf,
+}
+
+#[derive(Args)]
+pub struct InferCli {
+    /// A finished run folder (with checkpoint.safetensors and clusters.safetensors).
+    run: PathBuf,
+    /// An image, or a folder of .png/.jpg images.
+    #[arg(long)]
+    input: PathBuf,
+    /// Where the prediction pictures go.
+    #[arg(long)]
+    out: PathBuf,
+}
+
+pub fn eval(a: EvalCli) -> Result<ExitCode> {
+    let r = evaluate_run(&a.run)?;
+    let k = &r["kmeans"];
+    println!(
+        "step {}: k-means mIoU {:.2} ± {:.2} (pixel accuracy {:.2})",
+        r["step"],
+        100.0 * k["miou_mean"].as_f64().unwrap_or(f64::NAN),
+        100.0 * k["miou_std"].as_f64().unwrap_or(f64::NAN),
+        100.0 * k["pixel_accuracy_mean"].as_f64().unwrap_or(f64::NAN)
+    );
+    if let Some(m) = r["linear_probe"]["miou"].as_f64() {
+        println!("linear probe mIoU {:.2}", 100.0 * m);
+    }
+    println!("wrote {}", a.run.join("eval.json").display());
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn infer_cmd(a: InferCli) -> Result<ExitCode> {
+    let n = infer(&a.run, &a.input, &a.out)?;
+    println!("wrote {n} prediction pictures to {}", a.out.display());
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,108 @@
+//! `wgseg infer`: class maps for new images from a trained run. Pixels the saliency
+//! head calls salient form the image's mask; its prototype (mean embedding) takes the
+//! class of the nearest class centroid the run's evaluation left in
+//! clusters.safetensors; the rest is background.
+
+use std::path::{Path, PathBuf};
+
+use super::train::{load_run, CENTROIDS};
+use crate::autograd::no_grad;
+use crate::autograd::Var;
+use crate::data::augment::{normalise_into, Geometry};
+use crate::data::dataset::class_names;
+use crate::error::{Error, Result};
+use crate::io::{read_host, HostData};
+use crate::report::visual::save_prediction;
+use crate::tensor::Tensor;
+
+/// The images to run on: one file, or every .png/.jpg/.jpeg of a folder (sorted).
+fn inputs(path: &Path) -> Result<Vec<PathBuf>> {
+    if path.is_file() {
+        return Ok(vec![path.to_path_buf()]);
+    }
+    let entries = std::fs::read_dir(path).map_err(|e| Error::file(path, e))?;
+    let mut files: Vec<PathBuf> = entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            p.extension()
+                .and_then(|e| e.to_str())
+                .is_some_and(|e| ["png", "jpg", "jpeg"].contains(&e.to_lowercase().as_str()))
+        })
+        .collect();
+    files.sort();
+    if files.is_empty() {
+        return Err(Error::file(path, "no .png or .jpg images"));
+    }
+    Ok(files)
+}
+
+/// Writes `<stem>.png` (input | overlay | prediction | legend) for every image.
+pub fn infer(run_dir: &Path, input: &Path, out: &Path) -> Result<usize> {
+    let run = load_run(run_dir)?;
+    let centroids_path = run_dir.join(CENTROIDS);
+    let centroids = match read_host(&centroids_path)?.into_iter().next() {
+        Some((_, shape, HostData::F32(v))) if shape.len() == 2 => (shape, v),
+        _ => {
+            return Err(Error::file(
+                &centroids_path,
+                "expected one f32 [classes, dim] tensor",
+            ))
+        }
+    };
+    let (classes, dim) = (centroids.0[0], centroids.0[1]);
+    let names = class_names(&run.exp.data.source);
+    std::fs::create_dir_all(out).map_err(|e| Error::file(out, e))?;
+    let size = run.exp.data.image_size;
+    let files = inputs(input)?;
+    for file in &files {
+        let img = image::open(file)
+            .map_err(|e| Error::file(file, e))?
+            .to_rgb8();
+        let view = Geometry::full(img.width(), img.height()).apply_image(&img, size as u32);
+        let mut pixels = Vec::new();
+        normalise_into(&view, &mut pixels);
+        let x = Var::constant(Tensor::from_slice(&run.gpu, &pixels, &[1, 3, size, size])?);
+        let (emb, sal) = no_grad(|| -> Result<(Vec<f32>, Vec<f32>)> {
+            let sal = run.method.saliency_logits(&x)?;
+            Ok((
+                run.method.embed(&x)?.value().to_vec()?,
+                sal.value().to_vec()?,
+            ))
+        })?;
+        if emb.len() != dim * size * size {
+            return Err(Error::file(
+                &centroids_path,
+                format!(
+                    "centroids have {dim} dims, the model's embedding {}",
+                    emb.len() / (size * size)
+                ),
+            ));
+        }
+        let hw = size * size;
+        let salient: Vec<bool> = sal.iter().map(|&l| l > 0.0).collect();
+        let mut proto = vec![0f32; dim];
+        for (p, _) in salient.iter().enumerate().filter(|(_, &s)| s) {
+            for d in 0..dim {
+                proto[d] += emb[d * hw + p];
+            }
+        }
+        let class = (1..classes)
+            .max_by(|&a, &b| {
+                let dot = |c: usize| {
+                    (0..dim)
+                        .map(|d| proto[d] * centroids.1[c * dim + d])
+                        .sum::<f32>()
+                };
+                dot(a).total_cmp(&dot(b))
+            })
+            .unwrap_or(0) as u8;
+        let pred: Vec<u8> = salient.iter().map(|&s| if s { class } else { 0 }).collect();
+        let stem = file
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "image".into());
+        save_prediction(&out.join(format!("{stem}.png")), &view, &pred, &names)?;
+    }
+    Ok(files.len())
+}
