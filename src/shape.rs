@@ -90,11 +90,13 @@ pub fn fold(shape: &[usize], stride_sets: &[Vec<usize>]) -> (Vec<usize>, Vec<Vec
             && stride_sets
                 .iter()
                 .zip(&out_strides)
-                .all(|(s, o)| *o.last().unwrap() == s[d] * shape[d]);
-        if mergeable {
-            *out_shape.last_mut().unwrap() *= shape[d];
+                .all(|(s, o)| o.last() == Some(&(s[d] * shape[d])));
+        if let (true, Some(last)) = (mergeable, out_shape.last_mut()) {
+            *last *= shape[d];
             for (o, s) in out_strides.iter_mut().zip(stride_sets) {
-                *o.last_mut().unwrap() = s[d];
+                if let Some(x) = o.last_mut() {
+                    *x = s[d];
+                }
             }
         } else {
             out_shape.push(shape[d]);

@@ -19,7 +19,9 @@ fn linear(x: &Inputs) -> Result<HostTensor> {
         }
     }
     let mut shape = a.shape.clone();
-    *shape.last_mut().unwrap() = n;
+    if let Some(last) = shape.last_mut() {
+        *last = n;
+    }
     Ok(HostTensor::new(&shape, out))
 }
 
