@@ -569,7 +569,7 @@ pub fn instance_norm(
     eps: f32,
 ) -> Result<Normalized> {
     let op = "instance_norm";
-    let (n, c, s) = channel_dims(op, x)?;
+    let (_, c, s) = channel_dims(op, x)?;
     check_param(op, "weight", weight, &[c])?;
     check_param(op, "bias", bias, &[c])?;
     if s == 1 {
@@ -581,21 +581,7 @@ pub fn instance_norm(
             ),
         ));
     }
-    let layout = Layout {
-        op,
-        rows: n * c,
-        row_len: s,
-        groups: n * c,
-        group_div: 1,
-        stride: 1,
-        count: 1,
-        channels: c,
-        affine: Affine::Channels,
-        param_shape: vec![c],
-        eps,
-        momentum: 0.0,
-    };
-    normalize(layout, x, None, weight, bias)
+    channel_groups(op, x, c, weight, bias, eps)
 }
 
 /// torch.nn.functional.group_norm of `x` [N, C, ...] over `num_groups` channel groups.
@@ -627,11 +613,26 @@ pub fn group_norm(
             ),
         ));
     }
+    channel_groups(op, x, num_groups, weight, bias, eps)
+}
+
+/// Normalises `x` [N, C, ...] over groups of C / `groups` channels (instance norm:
+/// one channel per group) with per-channel affine parameters; shapes are checked.
+fn channel_groups(
+    op: &'static str,
+    x: &Tensor,
+    groups: usize,
+    weight: Option<&Tensor>,
+    bias: Option<&Tensor>,
+    eps: f32,
+) -> Result<Normalized> {
+    let (n, c, s) = channel_dims(op, x)?;
+    let per_group = c / groups;
     let layout = Layout {
         op,
         rows: n * c,
         row_len: s,
-        groups: n * num_groups,
+        groups: n * groups,
         group_div: per_group,
         stride: 1,
         count: per_group,
