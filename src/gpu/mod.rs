@@ -47,6 +47,7 @@ pub struct GpuInner {
     pending: RefCell<Pending>,
     error: Arc<Mutex<Option<String>>>,
     submissions: Cell<u64>,
+    readbacks: Cell<u64>,
 }
 
 struct Pending {
@@ -136,6 +137,7 @@ impl Gpu {
             }),
             error,
             submissions: Cell::new(0),
+            readbacks: Cell::new(0),
             device,
             queue,
         })))
@@ -162,6 +164,11 @@ impl Gpu {
     /// Queue submissions made so far.
     pub fn submissions(&self) -> u64 {
         self.submissions.get()
+    }
+
+    /// Copies of GPU data to the host made so far.
+    pub fn readbacks(&self) -> u64 {
+        self.readbacks.get()
     }
 
     /// Frees idle pooled buffers.
@@ -350,6 +357,7 @@ impl Gpu {
             .take(&self.device, bytes, READBACK_USAGE);
         self.copy(buf, &staging, bytes.div_ceil(4) * 4);
         self.flush()?;
+        self.readbacks.set(self.readbacks.get() + 1);
         let slice = staging.slice(0..bytes);
         let (tx, rx) = std::sync::mpsc::channel();
         slice.map_async(wgpu::MapMode::Read, move |r| {

@@ -1,0 +1,67 @@
+//! What a warm training step of the quickstart costs besides its kernels: no buffer
+//! allocations, one queue submission, no host read-back (scalars stay on the GPU until
+//! they are logged).
+
+use std::path::Path;
+
+use wgseg::data::dataset;
+use wgseg::experiment::load::load;
+use wgseg::method::maskcontrast::MaskContrast;
+use wgseg::method::Method;
+use wgseg::Gpu;
+
+#[test]
+fn a_warm_quickstart_step_allocates_nothing_submits_once_and_reads_nothing() {
+    // The quickstart's network and method, on fewer and smaller images.
+    let sets: Vec<String> = [
+        "data.source.train=16",
+        "data.source.val=4",
+        "data.source.size=32",
+        "data.image_size=32",
+        "data.batch_size=4",
+        "model.width=0.125",
+        "model.head_channels=8",
+        "model.embed_dim=8",
+        "method.queue_size=8",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let exp = load(Path::new("experiments/quickstart.yaml"), &sets).unwrap();
+    let gpu = Gpu::new().unwrap();
+    let (train, _) = dataset::open(&exp.data, &mut || {}).unwrap();
+    let mut method = MaskContrast::new(&gpu, &exp).unwrap();
+    // Warm-up: pipelines, pooled buffers, optimiser state and the queue fill up. The
+    // scalars of a step live on while the next one runs, as in the training loop.
+    let mut last = Vec::new();
+    for step in 0..4 {
+        last = method.step(&train, step, 0.01).unwrap();
+    }
+    gpu.flush().unwrap();
+    let (allocations, submissions, readbacks) = (
+        gpu.pool_stats().allocations,
+        gpu.submissions(),
+        gpu.readbacks(),
+    );
+    let steps = 3;
+    for step in 4..4 + steps {
+        last = method.step(&train, step, 0.01).unwrap();
+    }
+    gpu.flush().unwrap();
+    assert_eq!(
+        gpu.pool_stats().allocations,
+        allocations,
+        "warm steps allocated buffers"
+    );
+    assert_eq!(
+        gpu.submissions() - submissions,
+        steps as u64,
+        "queue submissions in {steps} steps"
+    );
+    assert_eq!(gpu.readbacks(), readbacks, "a step read data back");
+    // Logging reads each scalar once.
+    for (name, t) in &last {
+        assert!(t.item().unwrap().is_finite(), "{name}");
+    }
+    assert_eq!(gpu.readbacks() - readbacks, last.len() as u64);
+}
