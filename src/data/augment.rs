@@ -154,6 +154,17 @@ pub fn photometric(img: &mut RgbImage, cfg: &AugmentCfg, rng: &mut StdRng) {
     }
 }
 
+/// GaussianBlur with probability `cfg.blur.p`; draws nothing when it is off, so
+/// runs without blur see the same random stream as before it existed.
+pub fn blur(img: &mut RgbImage, cfg: &AugmentCfg, rng: &mut StdRng) {
+    let b = &cfg.blur;
+    if b.p <= 0.0 || !rng.random_bool(b.p.min(1.0)) {
+        return;
+    }
+    let sigma = rng.random_range(b.sigma[0]..=b.sigma[1]) as f32;
+    *img = imageops::blur(img, sigma);
+}
+
 /// ImageNet mean/std normalisation into a CHW f32 buffer appended to `out`.
 pub fn normalise_into(img: &RgbImage, out: &mut Vec<f32>) {
     const MEAN: [f32; 3] = [0.485, 0.456, 0.406];

@@ -7,7 +7,7 @@ use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 
-use super::augment::{normalise_into, photometric, Geometry};
+use super::augment::{blur, normalise_into, photometric, Geometry};
 use super::dataset::Dataset;
 use super::voc::Item;
 use crate::error::Result;
@@ -62,7 +62,7 @@ fn upload(gpu: &Gpu, views: Vec<(RgbImage, Vec<u8>, Vec<u8>)>, size: usize) -> R
     })
 }
 
-/// One augmented view: geometry, then photometric jitter. A crop that would leave no
+/// One augmented view: geometry, then photometric jitter and blur. A crop that would leave no
 /// salient pixel is drawn again (up to 10 times, then the whole image): an empty mask
 /// has no prototype.
 fn view(
@@ -89,6 +89,7 @@ fn view(
     }
     let mut img = geometry.apply_image(&item.image, size);
     photometric(&mut img, aug, rng);
+    blur(&mut img, aug, rng);
     (
         img,
         geometry.apply_labels(&sal, w, size),

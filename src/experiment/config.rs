@@ -119,6 +119,9 @@ pub struct AugmentCfg {
     /// Probability of converting to grayscale.
     #[serde(default = "default_grayscale")]
     pub grayscale: f64,
+    /// Gaussian blur after the colour changes (MoCo v2, SimCLR); off by default.
+    #[serde(default)]
+    pub blur: BlurCfg,
 }
 
 fn default_crop_scale() -> [f64; 2] {
@@ -138,6 +141,30 @@ impl Default for AugmentCfg {
             hflip: half(),
             color_jitter: ColorJitterCfg::default(),
             grayscale: default_grayscale(),
+            blur: BlurCfg::default(),
+        }
+    }
+}
+
+/// torchvision's GaussianBlur applied with probability `p`, sigma drawn uniformly.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BlurCfg {
+    pub p: f64,
+    /// Range of the standard deviation in pixels of the augmented view.
+    #[serde(default = "default_blur_sigma")]
+    pub sigma: [f64; 2],
+}
+
+fn default_blur_sigma() -> [f64; 2] {
+    [0.1, 2.0]
+}
+
+impl Default for BlurCfg {
+    fn default() -> Self {
+        BlurCfg {
+            p: 0.0,
+            sigma: default_blur_sigma(),
         }
     }
 }

@@ -47,6 +47,13 @@ fn validate(exp: &Experiment) -> Result<()> {
     if exp.data.image_size < 16 {
         return bad("data.image_size", "must be at least 16");
     }
+    let sigma = exp.augment.blur.sigma;
+    if !(sigma[0] > 0.0 && sigma[0] <= sigma[1]) {
+        return bad(
+            "augment.blur.sigma",
+            "must be [low, high] with 0 < low <= high",
+        );
+    }
     if exp.schedule.iters == 0 {
         return bad("schedule.iters", "must be at least 1");
     }
