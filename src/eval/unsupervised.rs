@@ -122,8 +122,9 @@ pub fn evaluate(
         )));
     }
     let rows: Vec<Vec<f32>> = salient.iter().map(|&i| images[i].proto.clone()).collect();
-    let dims = rows[0].len();
-    let rows = if cfg.pca_dim > 0 && cfg.pca_dim < dims {
+    // Whitening rescales every axis to unit variance even at full dimension (the
+    // paper whitens its 32-dim embeddings to 32 dims).
+    let rows = if cfg.pca_dim > 0 {
         whiten(&rows, cfg.pca_dim)
     } else {
         rows
