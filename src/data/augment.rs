@@ -1,6 +1,7 @@
 //! Host-side augmentations as torchvision applies them: RandomResizedCrop (bilinear
-//! for the image, nearest for label maps), horizontal flip, colour jitter and random
-//! grayscale, all drawn from a seeded RNG so a run is reproducible.
+//! for the image, nearest for label maps), horizontal flip, rotation, colour jitter,
+//! random grayscale and Gaussian blur, all drawn from a seeded RNG so a run is
+//! reproducible.
 
 use image::{imageops, Rgb, RgbImage};
 use rand::rngs::StdRng;
@@ -17,6 +18,9 @@ pub struct Geometry {
     pub w: u32,
     pub h: u32,
     pub flip: bool,
+    /// Rotation of the view about its centre in degrees (RandomRotation); what falls
+    /// outside the source is filled (black image, the caller's label fill).
+    pub angle: f32,
 }
 
 impl Geometry {
@@ -28,18 +32,23 @@ impl Geometry {
             w: width,
             h: height,
             flip: false,
+            angle: 0.0,
         }
     }
 
-    /// torchvision's RandomResizedCrop sampling: area fraction in `scale`, log-uniform
-    /// aspect ratio in [3/4, 4/3], ten tries, then a centre crop.
-    pub fn random(
-        rng: &mut StdRng,
-        width: u32,
-        height: u32,
-        scale: [f64; 2],
-        hflip: f64,
-    ) -> Geometry {
+    /// torchvision's RandomResizedCrop sampling (area fraction in `aug.crop_scale`,
+    /// log-uniform aspect ratio in [3/4, 4/3], ten tries, then a centre crop), the flip,
+    /// and a rotation angle uniform in +-`aug.rotation` degrees.
+    pub fn random(rng: &mut StdRng, width: u32, height: u32, aug: &AugmentCfg) -> Geometry {
+        let mut g = Geometry::crop(rng, width, height, aug.crop_scale, aug.hflip);
+        // No draw when rotation is off: runs without it keep their random stream.
+        if aug.rotation > 0.0 {
+            g.angle = rng.random_range(-aug.rotation..=aug.rotation) as f32;
+        }
+        g
+    }
+
+    fn crop(rng: &mut StdRng, width: u32, height: u32, scale: [f64; 2], hflip: f64) -> Geometry {
         let area = (width * height) as f64;
         let flip = rng.random_bool(hflip.clamp(0.0, 1.0));
         for _ in 0..10 {
@@ -56,6 +65,7 @@ impl Geometry {
                     w,
                     h,
                     flip,
+                    angle: 0.0,
                 };
             }
         }
@@ -66,6 +76,7 @@ impl Geometry {
             w: side,
             h: side,
             flip,
+            angle: 0.0,
         }
     }
 
@@ -76,11 +87,36 @@ impl Geometry {
         if self.flip {
             imageops::flip_horizontal_in_place(&mut out);
         }
-        out
+        if self.angle == 0.0 {
+            return out;
+        }
+        let unrotate = Unrotate::new(self.angle, size);
+        RgbImage::from_fn(size, size, |ox, oy| {
+            // Bilinear in pixel-index coordinates; black outside the view.
+            let (sx, sy) = unrotate.source(ox, oy);
+            let (fx, fy) = (sx - 0.5, sy - 0.5);
+            let (x0, y0) = (fx.floor(), fy.floor());
+            let (ax, ay) = (fx - x0, fy - y0);
+            let at = |x: f32, y: f32| -> [f32; 3] {
+                if x < 0.0 || y < 0.0 || x >= size as f32 || y >= size as f32 {
+                    [0.0; 3]
+                } else {
+                    out.get_pixel(x as u32, y as u32).0.map(f32::from)
+                }
+            };
+            let (p00, p10) = (at(x0, y0), at(x0 + 1.0, y0));
+            let (p01, p11) = (at(x0, y0 + 1.0), at(x0 + 1.0, y0 + 1.0));
+            Rgb([0, 1, 2].map(|c| {
+                let top = p00[c] * (1.0 - ax) + p10[c] * ax;
+                let bottom = p01[c] * (1.0 - ax) + p11[c] * ax;
+                (top * (1.0 - ay) + bottom * ay).round().clamp(0.0, 255.0) as u8
+            }))
+        })
     }
 
-    /// Cuts and resizes a label map (nearest: labels are never blended).
-    pub fn apply_labels(&self, labels: &[u8], width: u32, size: u32) -> Vec<u8> {
+    /// Cuts and resizes a label map (nearest: labels are never blended); pixels that
+    /// rotation brings in from outside the view get `fill`.
+    pub fn apply_labels(&self, labels: &[u8], width: u32, size: u32, fill: u8) -> Vec<u8> {
         let mut out = vec![0u8; (size * size) as usize];
         for oy in 0..size {
             for ox in 0..size {
@@ -91,7 +127,49 @@ impl Geometry {
                 out[(oy * size + tx) as usize] = labels[(sy * width + sx) as usize];
             }
         }
-        out
+        if self.angle == 0.0 {
+            return out;
+        }
+        let unrotate = Unrotate::new(self.angle, size);
+        (0..size * size)
+            .map(|i| {
+                let (sx, sy) = unrotate.source(i % size, i / size);
+                if sx < 0.0 || sy < 0.0 || sx >= size as f32 || sy >= size as f32 {
+                    fill
+                } else {
+                    out[(sy as u32 * size + sx as u32) as usize]
+                }
+            })
+            .collect()
+    }
+}
+
+/// Where an output pixel of a view rotated by `angle` degrees about its centre comes
+/// from in the unrotated view: one mapping shared by images and label maps, so they
+/// stay aligned.
+struct Unrotate {
+    cos: f32,
+    sin: f32,
+    centre: f32,
+}
+
+impl Unrotate {
+    fn new(angle: f32, size: u32) -> Unrotate {
+        let (sin, cos) = angle.to_radians().sin_cos();
+        Unrotate {
+            cos,
+            sin,
+            centre: size as f32 / 2.0,
+        }
+    }
+
+    /// Source position (continuous, pixel centres at +0.5) of output pixel (ox, oy).
+    fn source(&self, ox: u32, oy: u32) -> (f32, f32) {
+        let (dx, dy) = (ox as f32 + 0.5 - self.centre, oy as f32 + 0.5 - self.centre);
+        (
+            self.cos * dx - self.sin * dy + self.centre,
+            self.sin * dx + self.cos * dy + self.centre,
+        )
     }
 }
 
@@ -189,9 +267,9 @@ mod tests {
         let labels: Vec<u8> = img.pixels().map(|p| p[0]).collect();
         let mut rng = StdRng::seed_from_u64(4);
         for _ in 0..20 {
-            let g = Geometry::random(&mut rng, 40, 30, [0.2, 1.0], 0.5);
+            let g = Geometry::crop(&mut rng, 40, 30, [0.2, 1.0], 0.5);
             assert!(g.x + g.w <= 40 && g.y + g.h <= 30);
-            let l = g.apply_labels(&labels, 40, 16);
+            let l = g.apply_labels(&labels, 40, 16, 0);
             let nearest = {
                 let crop = imageops::crop_imm(&img, g.x, g.y, g.w, g.h).to_image();
                 let mut r = imageops::resize(&crop, 16, 16, imageops::FilterType::Nearest);
@@ -207,6 +285,56 @@ mod tests {
                 .count();
             assert!(agree >= 16 * 16 * 9 / 10, "{agree} of 256 agree for {g:?}");
         }
+    }
+
+    #[test]
+    fn rotation_keeps_labels_aligned_and_fills_the_corners() {
+        // Labels equal to a blocky red channel (never 0 inside the image).
+        let img = RgbImage::from_fn(32, 32, |x, y| {
+            Rgb([(1 + x / 8 + 4 * (y / 8)) as u8 * 10, 0, 0])
+        });
+        let labels: Vec<u8> = img.pixels().map(|p| p[0]).collect();
+        let g = Geometry {
+            angle: 30.0,
+            ..Geometry::full(32, 32)
+        };
+        let (rotated, l) = (
+            g.apply_image(&img, 32),
+            g.apply_labels(&labels, 32, 32, 255),
+        );
+        assert_eq!(l[0], 255, "a corner comes from outside the view");
+        assert_eq!(rotated.get_pixel(0, 0)[0], 0);
+        assert_eq!(l[16 * 32 + 16], labels[16 * 32 + 16], "the centre stays");
+        // Away from the filled corners, every interpolated pixel lies within the labels
+        // of its 3x3 neighbourhood.
+        for y in 1..31u32 {
+            for x in 1..31u32 {
+                let near: Vec<u8> = (0..9)
+                    .map(|k| l[((y + k / 3 - 1) * 32 + x + k % 3 - 1) as usize])
+                    .collect();
+                if near.contains(&255) {
+                    continue;
+                }
+                let v = rotated.get_pixel(x, y)[0];
+                let (lo, hi) = (near.iter().min().unwrap(), near.iter().max().unwrap());
+                assert!((*lo..=*hi).contains(&v), "({x}, {y}): {v} outside {near:?}");
+            }
+        }
+        // A quarter turn moves the top-left block to a corner of the view.
+        let quarter = Geometry {
+            angle: 90.0,
+            ..Geometry::full(32, 32)
+        }
+        .apply_labels(&labels, 32, 32, 255);
+        assert!(!quarter.contains(&255));
+        let corners = [
+            quarter[0],
+            quarter[31],
+            quarter[31 * 32],
+            quarter[32 * 32 - 1],
+        ];
+        assert!(corners.contains(&labels[0]), "{corners:?}");
+        assert_ne!(quarter[0], labels[0]);
     }
 
     #[test]

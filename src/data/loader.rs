@@ -9,7 +9,7 @@ use rand::{Rng, SeedableRng};
 
 use super::augment::{blur, normalise_into, photometric, Geometry};
 use super::dataset::Dataset;
-use super::voc::Item;
+use super::voc::{Item, IGNORE};
 use crate::error::Result;
 use crate::experiment::config::AugmentCfg;
 use crate::gpu::Gpu;
@@ -77,14 +77,24 @@ fn view(
         .clone()
         .unwrap_or_else(|| vec![0; (w * h) as usize]);
     let has_salient = sal.iter().any(|&s| s != 0);
-    let mut geometry = Geometry::random(rng, w, h, aug.crop_scale, aug.hflip);
+    let mut geometry = Geometry::random(rng, w, h, aug);
     for _ in 0..10 {
-        if !has_salient || geometry.apply_labels(&sal, w, size).iter().any(|&s| s != 0) {
+        if !has_salient
+            || geometry
+                .apply_labels(&sal, w, size, 0)
+                .iter()
+                .any(|&s| s != 0)
+        {
             break;
         }
-        geometry = Geometry::random(rng, w, h, aug.crop_scale, aug.hflip);
+        geometry = Geometry::random(rng, w, h, aug);
     }
-    if has_salient && !geometry.apply_labels(&sal, w, size).iter().any(|&s| s != 0) {
+    if has_salient
+        && !geometry
+            .apply_labels(&sal, w, size, 0)
+            .iter()
+            .any(|&s| s != 0)
+    {
         geometry = Geometry::full(w, h);
     }
     let mut img = geometry.apply_image(&item.image, size);
@@ -92,8 +102,8 @@ fn view(
     blur(&mut img, aug, rng);
     (
         img,
-        geometry.apply_labels(&sal, w, size),
-        geometry.apply_labels(&item.label, w, size),
+        geometry.apply_labels(&sal, w, size, 0),
+        geometry.apply_labels(&item.label, w, size, IGNORE),
     )
 }
 
@@ -149,8 +159,8 @@ pub fn plain(gpu: &Gpu, data: &Dataset, indices: &[usize], size: usize) -> Resul
                 .unwrap_or_else(|| vec![0; (w * h) as usize]);
             Ok((
                 g.apply_image(&item.image, size as u32),
-                g.apply_labels(&sal, w, size as u32),
-                g.apply_labels(&item.label, w, size as u32),
+                g.apply_labels(&sal, w, size as u32, 0),
+                g.apply_labels(&item.label, w, size as u32, IGNORE),
             ))
         })
         .collect::<Result<Vec<_>>>()?;

@@ -114,6 +114,10 @@ pub struct AugmentCfg {
     /// Probability of a horizontal flip.
     #[serde(default = "half")]
     pub hflip: f64,
+    /// RandomRotation: angle uniform in +-rotation degrees (0: off); corners that
+    /// come from outside the view are black and ignored by the losses.
+    #[serde(default)]
+    pub rotation: f64,
     #[serde(default)]
     pub color_jitter: ColorJitterCfg,
     /// Probability of converting to grayscale.
@@ -139,6 +143,7 @@ impl Default for AugmentCfg {
         AugmentCfg {
             crop_scale: default_crop_scale(),
             hflip: half(),
+            rotation: 0.0,
             color_jitter: ColorJitterCfg::default(),
             grayscale: default_grayscale(),
             blur: BlurCfg::default(),

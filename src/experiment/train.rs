@@ -47,6 +47,9 @@ fn validate(exp: &Experiment) -> Result<()> {
     if exp.data.image_size < 16 {
         return bad("data.image_size", "must be at least 16");
     }
+    if !(0.0..=180.0).contains(&exp.augment.rotation) {
+        return bad("augment.rotation", "must be between 0 and 180 degrees");
+    }
     let sigma = exp.augment.blur.sigma;
     if !(sigma[0] > 0.0 && sigma[0] <= sigma[1]) {
         return bad(
