@@ -358,6 +358,9 @@ pub fn train(args: &TrainArgs) -> Result<Option<Report>> {
     let pb = bar(iters as u64, "train");
     pb.set_position(start as u64);
     let end = args.stop_at.map_or(iters, |s| s.clamp(start, iters));
+    // Time spent in steps since the last log. Reading the logged scalars waits for the
+    // GPU, so timing the steps together with that read covers all of their work.
+    let (mut step_time, mut timed) = (std::time::Duration::ZERO, 0u32);
     for step in start..end {
         let lr = learning_rate(
             exp.optim.lr,
@@ -366,13 +369,20 @@ pub fn train(args: &TrainArgs) -> Result<Option<Report>> {
             step,
             iters,
         );
+        let t0 = Instant::now();
         let scalars = method.step(&train_set, step, lr)?;
+        step_time += t0.elapsed();
+        timed += 1;
         let done = step + 1;
         if done % exp.output.log_every == 0 || done == iters {
             let mut rec = json!({"step": done, "kind": "train", "lr": lr});
+            let t0 = Instant::now();
             for (name, t) in &scalars {
                 rec[*name] = json!(t.item()?);
             }
+            step_time += t0.elapsed();
+            rec["step_ms"] = json!(step_time.as_secs_f64() * 1e3 / f64::from(timed));
+            (step_time, timed) = (std::time::Duration::ZERO, 0);
             pb.set_message(format!(
                 "loss {:.4}",
                 rec["loss"].as_f64().unwrap_or(f64::NAN)
