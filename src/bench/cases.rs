@@ -81,6 +81,9 @@ enum ConvPass {
     Forward,
     BackwardInput,
     BackwardWeight,
+    /// The three passes of a training step, FLOPs counted as 3x the forward (as the
+    /// issue's peer figures are).
+    ForwardBackward,
 }
 
 /// conv2d on input [n, cin, size, size] with a k x k kernel, padding = dilation
@@ -106,11 +109,17 @@ fn conv_case(
         ConvPass::Forward => "conv2d forward",
         ConvPass::BackwardInput => "conv2d backward-data",
         ConvPass::BackwardWeight => "conv2d backward-weight",
+        ConvPass::ForwardBackward => "conv2d forward+backward",
+    };
+    let passes = if matches!(pass, ConvPass::ForwardBackward) {
+        3.0
+    } else {
+        1.0
     };
     BenchCase {
         name,
         shape: format!("N{n} {cin}->{cout} {size}x{size} {k}x{k} d{dilation}"),
-        work: Work::Flops(conv2d_flops(&geometry)),
+        work: Work::Flops(passes * conv2d_flops(&geometry)),
         prepare: Box::new(move |gpu| {
             let (x, w) = (random(gpu, &input)?, random(gpu, &weight)?);
             let g = random(gpu, &geometry.output_shape())?;
@@ -122,6 +131,11 @@ fn conv_case(
                 ConvPass::BackwardWeight => {
                     Box::new(move || conv2d_backward_weight(&g, &x, &geometry).map(drop))
                 }
+                ConvPass::ForwardBackward => Box::new(move || {
+                    conv2d(&x, &w, None, p)?;
+                    conv2d_backward_input(&g, &w, &geometry)?;
+                    conv2d_backward_weight(&g, &x, &geometry).map(drop)
+                }),
             };
             Ok(run)
         }),
@@ -142,6 +156,7 @@ fn conv_cases() -> Vec<BenchCase> {
             ConvPass::Forward,
             ConvPass::BackwardInput,
             ConvPass::BackwardWeight,
+            ConvPass::ForwardBackward,
         ] {
             out.push(conv_case(pass, n, cin, cout, size, k, d));
         }
