@@ -122,6 +122,23 @@ pub fn load(file: &Path, sets: &[String]) -> Result<Experiment> {
     })
 }
 
+/// `exp` (resolved, from `file`) with `sets` applied as `--set` does, its own
+/// `baselines` dropped: the experiment of baseline `name`.
+pub fn baseline(file: &Path, exp: &Experiment, name: &str, sets: &[String]) -> Result<Experiment> {
+    let origin = format!("baselines.{name}: ");
+    let mut exp = exp.clone();
+    exp.baselines.clear();
+    let mut tree = serde_yaml::to_value(&exp).map_err(|e| Error::file(file, e))?;
+    for s in sets {
+        apply_set(&mut tree, s).map_err(|e| Error::file(file, format!("{origin}{e}")))?;
+    }
+    serde_path_to_error::deserialize(tree).map_err(|e| {
+        let path = e.path().to_string();
+        let message = e.into_inner().to_string();
+        describe(file, None, &path, &message, &origin)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
