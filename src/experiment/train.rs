@@ -31,7 +31,8 @@ pub struct TrainArgs {
     pub dry_run: bool,
     /// A run folder to continue from its last checkpoint.
     pub resume: Option<PathBuf>,
-    /// Stop after this step (checkpointed), to continue later with `resume`.
+    /// Stop after this step (checkpointed), to continue later with `resume`; the
+    /// steps of the baselines count after the experiment's.
     pub stop_at: Option<usize>,
 }
 
@@ -391,18 +392,21 @@ pub fn train(args: &TrainArgs) -> Result<Option<Report>> {
         println!("continue with: wgseg train --resume {}", root.display());
         Ok(None)
     };
-    let Some(mut report) = run_arm(&gpu, &exp, &root, &mut data, args.stop_at)? else {
+    // --stop-at counts the steps of the arms one after another (all have `iters`).
+    let iters = exp.schedule.iters;
+    let stop_in = |arm: usize| args.stop_at.map(|s| s.saturating_sub(arm * iters));
+    let Some(mut report) = run_arm(&gpu, &exp, &root, &mut data, stop_in(0))? else {
         return stopped();
     };
     let mut done = Vec::new();
-    for (name, overrides, b) in baselines {
+    for (i, (name, overrides, b)) in baselines.into_iter().enumerate() {
         let dir = root.join("baselines").join(&name);
         println!(
             "baseline        {name} ({}): {}",
             overrides.join(", "),
             dir.display()
         );
-        let Some(r) = run_arm(&gpu, &b, &dir, &mut data, args.stop_at)? else {
+        let Some(r) = run_arm(&gpu, &b, &dir, &mut data, stop_in(i + 1))? else {
             return stopped();
         };
         done.push(Baseline {
