@@ -73,7 +73,11 @@ fn method_and_baseline_share_a_run_and_are_deterministic() {
     let a = scratch("pc_a");
     let o = run(&tiny(&a, &[]));
     assert!(o.status.success(), "{}", stderr(&o));
-    assert!(stdout(&o).contains("baseline        ce_only"), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("baseline        ce_only"),
+        "{}",
+        stdout(&o)
+    );
     let dir = only_run_dir(&a);
     for arm in [dir.clone(), dir.join("baselines/ce_only")] {
         for f in [
@@ -109,7 +113,10 @@ fn method_and_baseline_share_a_run_and_are_deterministic() {
     assert_eq!(b["overrides"][0], "method.contrast_weight=0");
     assert!(b["report"]["trained"]["miou"].is_number(), "{report}");
     let md = std::fs::read_to_string(dir.join("report.md")).unwrap();
-    assert!(md.contains("| ce_only | method.contrast_weight=0 |"), "{md}");
+    assert!(
+        md.contains("| ce_only | method.contrast_weight=0 |"),
+        "{md}"
+    );
     // eval re-scores the checkpoint by argmax; infer draws class maps.
     let o = wgseg(&["eval", dir.to_str().unwrap()], &[]);
     assert!(o.status.success(), "{}", stderr(&o));
@@ -171,11 +178,17 @@ fn bad_keys_fail_with_one_clear_line() {
     let cases = [
         (
             "method.contrast_wieght=0.2",
-            &["--set method.contrast_wieght=0.2", "did you mean `contrast_weight`?"][..],
+            &[
+                "--set method.contrast_wieght=0.2",
+                "did you mean `contrast_weight`?",
+            ][..],
         ),
         (
             "baselines={ce: [method.temprature=1]}",
-            &["baselines.ce: --set method.temprature=1", "did you mean `temperature`?"][..],
+            &[
+                "baselines.ce: --set method.temprature=1",
+                "did you mean `temperature`?",
+            ][..],
         ),
         (
             "baselines={ce: [seed=3]}",
