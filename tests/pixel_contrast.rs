@@ -6,61 +6,33 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{scratch, stderr, stdout, wgseg};
+use common::{records, run, scratch, stderr, stdout, train_args, wgseg};
 
 /// The experiment shrunk to seconds: 32-px images (4x4 features), a thin network,
 /// 4 steps of which the last 3 use the contrast.
 fn tiny(out: &Path, extra: &[&str]) -> Vec<String> {
-    let mut args: Vec<String> = ["train", "experiments/pixel_contrast.yaml"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
     let sets = [
-        format!("output.dir={}", out.display()),
-        "data.source.train=16".into(),
-        "data.source.val=8".into(),
-        "data.source.size=32".into(),
-        "data.image_size=32".into(),
-        "data.batch_size=4".into(),
-        "model.width=0.125".into(),
-        "model.head_channels=8".into(),
-        "method.proj_dim=8".into(),
-        "method.max_views=2".into(),
-        "method.memory_size=6".into(),
-        "method.warmup_iters=1".into(),
-        "schedule.iters=4".into(),
-        "output.log_every=1".into(),
-        "output.checkpoint_every=2".into(),
-        "output.pictures=2".into(),
+        "data.source.train=16",
+        "data.source.val=8",
+        "data.source.size=32",
+        "data.image_size=32",
+        "data.batch_size=4",
+        "model.width=0.125",
+        "model.head_channels=8",
+        "method.proj_dim=8",
+        "method.max_views=2",
+        "method.memory_size=6",
+        "method.warmup_iters=1",
+        "schedule.iters=4",
+        "output.log_every=1",
+        "output.checkpoint_every=2",
+        "output.pictures=2",
     ];
-    for s in sets {
-        args.push("--set".into());
-        args.push(s);
-    }
-    args.extend(extra.iter().map(|s| s.to_string()));
-    args
-}
-
-fn run(args: &[String]) -> std::process::Output {
-    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-    wgseg(&refs, &[])
+    train_args("experiments/pixel_contrast.yaml", out, &sets, extra)
 }
 
 fn only_run_dir(out: &Path) -> PathBuf {
-    let runs: Vec<PathBuf> = std::fs::read_dir(out.join("pixel_contrast"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    assert_eq!(runs.len(), 1, "{runs:?}");
-    runs[0].clone()
-}
-
-fn records(dir: &Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(dir.join("metrics.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
+    common::only_run_dir(out, "pixel_contrast")
 }
 
 /// The metrics of the method and of its baseline.
