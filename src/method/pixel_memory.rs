@@ -19,6 +19,9 @@ use crate::gpu::Gpu;
 use crate::ops::layout::concat;
 use crate::tensor::Tensor;
 
+const SEGMENTS: &str = "memory.segments";
+const PIXELS: &str = "memory.pixels";
+
 pub struct PixelMemory {
     segments: ClassQueues,
     pixels: ClassQueues,
@@ -138,7 +141,7 @@ impl PixelMemory {
 
     /// Adds both queues' storage, write pointers and fill counts.
     pub fn save(&self, extra: &mut Extra) {
-        for (name, queues) in self.named() {
+        for (name, queues) in [(SEGMENTS, &self.segments), (PIXELS, &self.pixels)] {
             extra
                 .0
                 .push((format!("{name}.data"), queues.data().clone()));
@@ -159,10 +162,7 @@ impl PixelMemory {
         tensors: &HashMap<String, Tensor>,
         meta: &HashMap<String, String>,
     ) -> Result<()> {
-        for (name, queues) in [
-            ("memory.segments", &mut self.segments),
-            ("memory.pixels", &mut self.pixels),
-        ] {
+        for (name, queues) in [(SEGMENTS, &mut self.segments), (PIXELS, &mut self.pixels)] {
             copy_into(queues.data(), tensors, &format!("{name}.data"))?;
             for class in 0..queues.classes() {
                 let ptr = number(meta, &format!("{name}.{class}.ptr"))?;
@@ -172,11 +172,47 @@ impl PixelMemory {
         }
         Ok(())
     }
+}
 
-    fn named(&self) -> [(&'static str, &ClassQueues); 2] {
-        [
-            ("memory.segments", &self.segments),
-            ("memory.pixels", &self.pixels),
-        ]
+#[cfg(test)]
+mod tests {
+    use rand::SeedableRng;
+
+    use super::*;
+
+    /// One 2x2 image of dim 2: pixels (1, 0), (0, 1) of class 0, (0.6, 0.8) of class
+    /// 1 and one ignored pixel.
+    #[test]
+    fn segments_are_normalised_means_and_pixels_are_sampled_per_class() {
+        let gpu = Gpu::shared().unwrap();
+        let mut m = PixelMemory::new(&gpu, 3, 4, 2, 10, 255).unwrap();
+        assert!(m.rows().unwrap().is_none());
+        // [B=1, D=2, 2x2]: channel 0 then channel 1.
+        let emb = [1.0, 0.0, 0.6, 0.3, 0.0, 1.0, 0.8, 0.4];
+        let labels = [0, 0, 1, 255];
+        let mut rng = StdRng::seed_from_u64(0);
+        m.enqueue(&emb, &labels, 1, &mut rng).unwrap();
+        let rows = m.rows().unwrap().unwrap();
+        // Segments of classes 0 and 1, then 2 pixels of class 0 and 1 of class 1.
+        assert_eq!(rows.labels_host, vec![0, 1, 0, 0, 1]);
+        assert_eq!(rows.labels.to_vec_u32().unwrap(), rows.labels_host);
+        let f = rows.features.to_vec().unwrap();
+        let h = std::f32::consts::FRAC_1_SQRT_2;
+        for (got, want) in f[..4].iter().zip([h, h, 0.6, 0.8]) {
+            assert!((got - want).abs() < 1e-6, "{f:?}");
+        }
+        let mut pixels: Vec<[f32; 2]> = f[4..8].chunks(2).map(|p| [p[0], p[1]]).collect();
+        pixels.sort_by(|a, b| a[0].total_cmp(&b[0]));
+        assert_eq!(pixels, vec![[0.0, 1.0], [1.0, 0.0]]);
+        // A checkpoint round trip restores rows and pointers.
+        let mut extra = Extra::default();
+        m.save(&mut extra);
+        let tensors: HashMap<String, Tensor> = extra.0.into_iter().collect();
+        let mut restored = PixelMemory::new(&gpu, 3, 4, 2, 10, 255).unwrap();
+        restored.load(&tensors, &extra.1).unwrap();
+        let again = restored.rows().unwrap().unwrap();
+        assert_eq!(again.labels_host, rows.labels_host);
+        assert_eq!(again.features.to_vec().unwrap(), f);
+        assert!(m.enqueue(&emb, &labels[..3], 1, &mut rng).is_err());
     }
 }
