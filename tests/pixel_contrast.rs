@@ -167,6 +167,10 @@ fn bad_keys_fail_with_one_clear_line() {
             &["baselines.ce: must keep the experiment's seed"][..],
         ),
         ("method.temperature=0", &["method.temperature: "][..]),
+        (
+            "baselines={../x: []}",
+            &["baselines.../x: a baseline's name names its folder"][..],
+        ),
     ];
     for (set, want) in cases {
         let o = run(&tiny(&out, &["--set", set, "--dry-run"]));

@@ -248,6 +248,13 @@ impl Data {
 fn baselines(file: &Path, exp: &Experiment) -> Result<Vec<(String, Vec<String>, Experiment)>> {
     let mut out = Vec::new();
     for (name, sets) in &exp.baselines {
+        let plain = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '-';
+        if name.is_empty() || !name.chars().all(plain) {
+            return Err(Error::file(
+                file,
+                format!("baselines.{name}: a baseline's name names its folder: use letters, digits, '_' and '-'"),
+            ));
+        }
         let b = load::baseline(file, exp, name, sets)?;
         if b.seed != exp.seed || b.schedule.iters != exp.schedule.iters {
             return Err(Error::file(
