@@ -5,7 +5,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{records, run, scratch, stderr, stdout, train_args, wgseg};
+use common::{infer_test_images, records, run, scratch, stderr, stdout, train_args, wgseg};
 
 /// The quickstart shrunk to seconds: 32-px images, a thin network, a few steps.
 fn tiny(out: &Path, extra: &[&str]) -> Vec<String> {
@@ -71,17 +71,7 @@ fn quickstart_writes_a_complete_run_folder_and_is_deterministic() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(dir.join("eval.json").is_file() && stdout(&o).contains("k-means mIoU"));
     let pics = a.join("infer_out");
-    let o = wgseg(
-        &[
-            "infer",
-            dir.to_str().unwrap(),
-            "--input",
-            "tests/data/images",
-            "--out",
-            pics.to_str().unwrap(),
-        ],
-        &[],
-    );
+    let o = infer_test_images(&dir, &pics);
     assert!(o.status.success(), "{}", stderr(&o));
     for name in ["chelsea.png", "coffee.png"] {
         // input | overlay | prediction at the run's 32 px, then the 150 px legend.

@@ -6,7 +6,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{records, run, scratch, stderr, stdout, train_args, wgseg};
+use common::{infer_test_images, records, run, scratch, stderr, stdout, train_args, wgseg};
 
 /// The experiment shrunk to seconds: 32-px images (4x4 features), a thin network,
 /// 4 steps of which the last 3 use the contrast.
@@ -94,17 +94,7 @@ fn method_and_baseline_share_a_run_and_are_deterministic() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stdout(&o).contains("mIoU"), "{}", stdout(&o));
     let pics = a.join("infer_out");
-    let o = wgseg(
-        &[
-            "infer",
-            dir.to_str().unwrap(),
-            "--input",
-            "tests/data/images",
-            "--out",
-            pics.to_str().unwrap(),
-        ],
-        &[],
-    );
+    let o = infer_test_images(&dir, &pics);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(pics.join("coffee.png").is_file());
     let b = scratch("pc_b");

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::config::Experiment;
-use super::progress::bar;
+use super::progress::with_bar;
 use super::run_dir::RunDir;
 use crate::autograd::Var;
 use crate::data::dataset::Dataset;
@@ -135,31 +135,21 @@ pub fn evaluate(
     method.model().set_training(false);
     let (size, batch, limit) = (exp.data.image_size, exp.data.batch_size, exp.eval.limit);
     if let Some(net) = method.classifier() {
-        let pb = bar(val.len().div_ceil(batch) as u64, "eval");
         let classify = |x: &Var| net.forward(x);
-        let r = supervised::evaluate(gpu, &classify, val, size, batch, limit, &mut || pb.inc(1));
-        pb.finish_and_clear();
-        let r = r?;
+        let r = with_bar(val.len().div_ceil(batch) as u64, "eval", |tick| {
+            supervised::evaluate(gpu, &classify, val, size, batch, limit, tick)
+        })?;
         return Ok(Evaluated {
             eval: Evaluation::Classes(r.scores),
             predictions: r.predictions,
             centroids: None,
         });
     }
-    let pb = bar(exp.eval.kmeans.seeds.len() as u64, "k-means");
     let embed = |x: &Var| method.embed(x);
-    let r = unsupervised::evaluate(
-        gpu,
-        &embed,
-        val,
-        size,
-        batch,
-        limit,
-        &exp.eval.kmeans,
-        &mut || pb.inc(1),
-    );
-    pb.finish_and_clear();
-    let r = r?;
+    let cfg = &exp.eval.kmeans;
+    let r = with_bar(cfg.seeds.len() as u64, "k-means", |tick| {
+        unsupervised::evaluate(gpu, &embed, val, size, batch, limit, cfg, tick)
+    })?;
     Ok(Evaluated {
         eval: Evaluation::Kmeans(r.eval),
         predictions: r.predictions,
@@ -179,22 +169,14 @@ pub fn probe(
         return Ok(None);
     };
     method.model().set_training(false);
-    let pb = bar(cfg.iters as u64, "probe");
     let embed = |x: &Var| method.embed(x);
-    let r = linear_probe::evaluate(
-        gpu,
-        &embed,
-        train,
-        val,
-        exp.data.image_size,
-        exp.data.batch_size,
-        exp.eval.limit,
-        cfg,
-        exp.seed,
-        &mut || pb.inc(1),
-    );
-    pb.finish_and_clear();
-    r.map(Some)
+    let (size, batch, limit) = (exp.data.image_size, exp.data.batch_size, exp.eval.limit);
+    with_bar(cfg.iters as u64, "probe", |tick| {
+        linear_probe::evaluate(
+            gpu, &embed, train, val, size, batch, limit, cfg, exp.seed, tick,
+        )
+    })
+    .map(Some)
 }
 
 /// The metrics.jsonl record of an evaluation of `model` ("random_init", "trained").

@@ -86,3 +86,18 @@ pub fn records(dir: &Path) -> Vec<serde_json::Value> {
         .map(|l| serde_json::from_str(l).unwrap())
         .collect()
 }
+
+/// `wgseg infer RUN --input tests/data/images --out OUT`.
+pub fn infer_test_images(run: &Path, out: &Path) -> Output {
+    wgseg(
+        &[
+            "infer",
+            run.to_str().unwrap(),
+            "--input",
+            "tests/data/images",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        &[],
+    )
+}
