@@ -5,69 +5,33 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{scratch, stderr, stdout, wgseg};
+use common::{infer_test_images, records, run, scratch, stderr, stdout, train_args, wgseg};
 
 /// The quickstart shrunk to seconds: 32-px images, a thin network, a few steps.
 fn tiny(out: &Path, extra: &[&str]) -> Vec<String> {
-    let mut args: Vec<String> = ["train", "experiments/quickstart.yaml"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
     let sets = [
-        format!("output.dir={}", out.display()),
-        "data.source.train=24".into(),
-        "data.source.val=12".into(),
-        "data.source.size=32".into(),
-        "data.image_size=32".into(),
-        "data.batch_size=4".into(),
-        "model.width=0.125".into(),
-        "model.head_channels=8".into(),
-        "model.embed_dim=8".into(),
-        "method.queue_size=8".into(),
-        "schedule.iters=4".into(),
-        "eval.kmeans.seeds=[0]".into(),
-        "eval.kmeans.restarts=1".into(),
-        "eval.linear_probe={iters: 3, lr: 0.1, images: 8}".into(),
-        "output.log_every=1".into(),
-        "output.checkpoint_every=2".into(),
-        "output.pictures=2".into(),
+        "data.source.train=24",
+        "data.source.val=12",
+        "data.source.size=32",
+        "data.image_size=32",
+        "data.batch_size=4",
+        "model.width=0.125",
+        "model.head_channels=8",
+        "model.embed_dim=8",
+        "method.queue_size=8",
+        "schedule.iters=4",
+        "eval.kmeans.seeds=[0]",
+        "eval.kmeans.restarts=1",
+        "eval.linear_probe={iters: 3, lr: 0.1, images: 8}",
+        "output.log_every=1",
+        "output.checkpoint_every=2",
+        "output.pictures=2",
     ];
-    for s in sets {
-        args.push("--set".into());
-        args.push(s);
-    }
-    args.extend(extra.iter().map(|s| s.to_string()));
-    args
-}
-
-fn run(args: &[String]) -> std::process::Output {
-    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-    wgseg(&refs, &[])
+    train_args("experiments/quickstart.yaml", out, &sets, extra)
 }
 
 fn only_run_dir(out: &Path) -> PathBuf {
-    let runs: Vec<PathBuf> = std::fs::read_dir(out.join("quickstart"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    assert_eq!(runs.len(), 1, "{runs:?}");
-    runs[0].clone()
-}
-
-/// metrics.jsonl without wall-clock fields.
-fn records(dir: &Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(dir.join("metrics.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| {
-            let mut r: serde_json::Value = serde_json::from_str(l).unwrap();
-            if r["kind"] == "train" {
-                assert!(r["step_ms"].as_f64().unwrap() > 0.0, "{r}");
-                r.as_object_mut().unwrap().remove("step_ms");
-            }
-            r
-        })
-        .collect()
+    common::only_run_dir(out, "quickstart")
 }
 
 #[test]
@@ -107,17 +71,7 @@ fn quickstart_writes_a_complete_run_folder_and_is_deterministic() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(dir.join("eval.json").is_file() && stdout(&o).contains("k-means mIoU"));
     let pics = a.join("infer_out");
-    let o = wgseg(
-        &[
-            "infer",
-            dir.to_str().unwrap(),
-            "--input",
-            "tests/data/images",
-            "--out",
-            pics.to_str().unwrap(),
-        ],
-        &[],
-    );
+    let o = infer_test_images(&dir, &pics);
     assert!(o.status.success(), "{}", stderr(&o));
     for name in ["chelsea.png", "coffee.png"] {
         // input | overlay | prediction at the run's 32 px, then the 150 px legend.

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::Args;
 
 use crate::error::Result;
+use crate::experiment::evaluate::Evaluation;
 use crate::experiment::infer::infer;
 use crate::experiment::train::evaluate_run;
 
@@ -29,14 +30,9 @@ pub struct InferCli {
 
 pub fn eval(a: EvalCli) -> Result<ExitCode> {
     let r = evaluate_run(&a.run)?;
-    let k = &r["kmeans"];
-    println!(
-        "step {}: k-means mIoU {:.2} ± {:.2} (pixel accuracy {:.2})",
-        r["step"],
-        100.0 * k["miou_mean"].as_f64().unwrap_or(f64::NAN),
-        100.0 * k["miou_std"].as_f64().unwrap_or(f64::NAN),
-        100.0 * k["pixel_accuracy_mean"].as_f64().unwrap_or(f64::NAN)
-    );
+    if let Some(e) = Evaluation::from_record(&r) {
+        println!("step {}: {}", r["step"], e.summary());
+    }
     if let Some(m) = r["linear_probe"]["miou"].as_f64() {
         println!("linear probe mIoU {:.2}", 100.0 * m);
     }

@@ -21,7 +21,9 @@ pub struct TrainCli {
     /// Continue the run in RUN_DIR from its last checkpoint.
     #[arg(long, value_name = "RUN_DIR", conflicts_with = "file")]
     resume: Option<PathBuf>,
-    /// Stop (with a checkpoint) after this many steps; --resume continues.
+    /// Stop (with a checkpoint) after this many steps; --resume continues. The steps
+    /// of an experiment's baselines count after its own (a STEP beyond
+    /// schedule.iters stops inside the first baseline).
     #[arg(long, value_name = "STEP")]
     stop_at: Option<usize>,
 }

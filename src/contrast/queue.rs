@@ -78,6 +78,16 @@ fn check_sizes(op: &str, sizes: &[(&str, usize)]) -> Result<()> {
     }
 }
 
+/// Errors unless a ring of `cap` rows can have write pointer `ptr` and `filled` rows.
+fn check_state(cap: usize, ptr: usize, filled: usize) -> Result<()> {
+    if ptr >= cap || filled > cap || (filled < cap && ptr != filled) {
+        return Err(Error::Usage(format!(
+            "queue state ptr={ptr} len={filled} is impossible for capacity {cap}"
+        )));
+    }
+    Ok(())
+}
+
 /// A queue of the last K prototypes of dimension D (MaskContrast's memory bank).
 pub struct PrototypeQueue {
     data: Tensor,
@@ -114,21 +124,16 @@ impl PrototypeQueue {
         self.filled == 0
     }
 
-    /// The row the next enqueue starts writing at.
     /// Sets the write pointer and fill count after the storage was restored from a
     /// checkpoint.
     pub fn restore(&mut self, ptr: usize, filled: usize) -> Result<()> {
-        let cap = self.capacity();
-        if ptr >= cap || filled > cap || (filled < cap && ptr != filled) {
-            return Err(Error::Usage(format!(
-                "queue state ptr={ptr} len={filled} is impossible for capacity {cap}"
-            )));
-        }
+        check_state(self.capacity(), ptr, filled)?;
         self.ptr = ptr;
         self.filled = filled;
         Ok(())
     }
 
+    /// The row the next enqueue starts writing at.
     pub fn ptr(&self) -> usize {
         self.ptr
     }
@@ -221,6 +226,25 @@ impl ClassQueues {
     /// Rows of `class` holding enqueued entries (at most K).
     pub fn len(&self, class: usize) -> Result<usize> {
         Ok(self.filled[self.class_index(class)?])
+    }
+
+    /// Per class, (the row the next enqueue starts writing at, rows filled).
+    pub fn states(&self) -> Vec<(usize, usize)> {
+        self.ptr
+            .iter()
+            .copied()
+            .zip(self.filled.iter().copied())
+            .collect()
+    }
+
+    /// Sets the write pointer and fill count of `class` after the storage was
+    /// restored from a checkpoint.
+    pub fn restore(&mut self, class: usize, ptr: usize, filled: usize) -> Result<()> {
+        let c = self.class_index(class)?;
+        check_state(self.capacity(), ptr, filled)?;
+        self.ptr[c] = ptr;
+        self.filled[c] = filled;
+        Ok(())
     }
 
     /// Appends `entries` [n, D] to the queue of `class` (see [`PrototypeQueue::enqueue`]).

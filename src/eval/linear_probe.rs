@@ -6,7 +6,9 @@
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
+use super::images_to_score;
 use super::metrics::{Confusion, Scores};
+use super::supervised::argmax_channels;
 use crate::autograd::{no_grad, Var};
 use crate::data::dataset::Dataset;
 use crate::data::loader::plain;
@@ -99,11 +101,7 @@ pub fn evaluate(
         opt.step(lr as f32)?;
         tick();
     }
-    let count = if limit == 0 {
-        val.len()
-    } else {
-        limit.min(val.len())
-    };
+    let count = images_to_score(val.len(), limit);
     let mut conf = Confusion::new(classes, classes);
     for (x, _, host_labels) in features(gpu, embed, val, size, batch, count)? {
         let logits = no_grad(|| probe.forward(&Var::constant(x)))?.value();
@@ -111,21 +109,4 @@ pub fn evaluate(
         conf.add(&host_labels, &pred, IGNORE);
     }
     Ok(conf.scores())
-}
-
-/// Per-pixel argmax over dim 1 of [B, C, H, W] logits, on the host.
-fn argmax_channels(logits: &Tensor) -> Result<Vec<u32>> {
-    let s = logits.shape();
-    let (b, c, hw) = (s[0], s[1], s[2] * s[3]);
-    let v = logits.to_vec()?;
-    let mut out = Vec::with_capacity(b * hw);
-    for n in 0..b {
-        for p in 0..hw {
-            let best = (0..c)
-                .max_by(|&i, &j| v[(n * c + i) * hw + p].total_cmp(&v[(n * c + j) * hw + p]))
-                .unwrap_or(0);
-            out.push(best as u32);
-        }
-    }
-    Ok(out)
 }

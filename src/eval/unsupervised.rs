@@ -6,6 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::images_to_score;
 use super::kmeans::{kmeans, KMeansOpts};
 use super::metrics::{match_clusters, mean_std, Confusion, Scores};
 use super::pca::whiten;
@@ -105,11 +106,7 @@ pub fn evaluate(
     tick: &mut dyn FnMut(),
 ) -> Result<ClusterOutcome> {
     let classes = data.num_classes();
-    let count = if limit == 0 {
-        data.len()
-    } else {
-        limit.min(data.len())
-    };
+    let count = images_to_score(data.len(), limit);
     let images = prototypes(gpu, embed, data, size, batch, count)?;
     let salient: Vec<usize> = (0..images.len())
         .filter(|&i| images[i].has_salient())

@@ -2,6 +2,7 @@
 //! refused everywhere (`deny_unknown_fields`), so a typo cannot silently fall back to
 //! a default.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
@@ -30,6 +31,11 @@ pub struct Experiment {
     pub eval: EvalCfg,
     #[serde(default)]
     pub output: OutputCfg,
+    /// Comparison runs trained in the same run, each into its own sub-folder: a name
+    /// and the `key.path=value` overrides (as `--set`) that turn this experiment into
+    /// it. Seed and schedule stay those of the experiment.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub baselines: BTreeMap<String, Vec<String>>,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -268,6 +274,68 @@ pub enum MethodCfg {
         #[serde(default = "one")]
         saliency_weight: f64,
     },
+    /// Supervised segmentation with cross-image pixel contrast (METHODS.md section 2):
+    /// cross-entropy on class logits plus `contrast_weight` times the pixel contrast
+    /// of a projection-head embedding, with per-class segment and pixel memories.
+    PixelContrast {
+        /// Weight of the contrast loss added to cross-entropy; 0 trains with
+        /// cross-entropy only (no projection head, no memory).
+        #[serde(default = "default_contrast_weight")]
+        contrast_weight: f64,
+        /// Temperature T of the similarities s = z.z'/T.
+        #[serde(default = "default_pc_temperature")]
+        temperature: f64,
+        /// base_T: the loss is scaled by T / base_T.
+        #[serde(default = "default_base_temperature")]
+        base_temperature: f64,
+        /// Most anchors per batch, shared out over the (image, class) pairs.
+        #[serde(default = "default_max_samples")]
+        max_samples: usize,
+        /// Most anchors per (image, class); a class needs more pixels than this (at
+        /// feature resolution) to give anchors.
+        #[serde(default = "default_max_views")]
+        max_views: usize,
+        /// Rows of the segment memory and of the pixel memory, per class (0: no memory).
+        #[serde(default = "default_memory_size")]
+        memory_size: usize,
+        /// Pixels per class per image that enter the pixel memory each step.
+        #[serde(default = "default_pixel_update_freq")]
+        pixel_update_freq: usize,
+        /// Steps of cross-entropy alone before the contrast is switched on.
+        #[serde(default = "default_contrast_warmup")]
+        warmup_iters: usize,
+        /// Channels of the projection head's embedding.
+        #[serde(default = "default_proj_dim")]
+        proj_dim: usize,
+    },
+}
+
+fn default_contrast_weight() -> f64 {
+    0.1
+}
+fn default_pc_temperature() -> f64 {
+    0.1
+}
+fn default_base_temperature() -> f64 {
+    0.07
+}
+fn default_max_samples() -> usize {
+    1024
+}
+fn default_max_views() -> usize {
+    100
+}
+fn default_memory_size() -> usize {
+    5000
+}
+fn default_pixel_update_freq() -> usize {
+    10
+}
+fn default_contrast_warmup() -> usize {
+    5000
+}
+fn default_proj_dim() -> usize {
+    256
 }
 
 fn default_temperature() -> f64 {

@@ -1,17 +1,21 @@
-//! `wgseg infer`: class maps for new images from a trained run. Pixels the saliency
+//! `wgseg infer`: class maps for new images from a trained run. A method with a
+//! classifier predicts the argmax of its class logits. Otherwise pixels the saliency
 //! head calls salient form the image's mask; its prototype (mean embedding) takes the
 //! class of the nearest class centroid the run's evaluation left in
 //! clusters.safetensors; the rest is background.
 
 use std::path::{Path, PathBuf};
 
-use super::train::{load_run, CENTROIDS};
+use super::evaluate::CENTROIDS;
+use super::train::{load_run, LoadedRun};
 use crate::autograd::no_grad;
 use crate::autograd::Var;
 use crate::data::augment::{normalise_into, Geometry};
 use crate::data::dataset::class_names;
 use crate::error::{Error, Result};
+use crate::eval::supervised::argmax_channels;
 use crate::io::{read_host, HostData};
+use crate::nn::module::Module;
 use crate::report::visual::save_prediction;
 use crate::tensor::Tensor;
 
@@ -37,20 +41,80 @@ fn inputs(path: &Path) -> Result<Vec<PathBuf>> {
     Ok(files)
 }
 
+/// The class centroids [classes, dim] a K-means evaluation left in the run folder.
+struct Centroids {
+    classes: usize,
+    dim: usize,
+    values: Vec<f32>,
+}
+
+fn read_centroids(run_dir: &Path) -> Result<Centroids> {
+    let path = run_dir.join(CENTROIDS);
+    match read_host(&path)?.into_iter().next() {
+        Some((_, shape, HostData::F32(values))) if shape.len() == 2 => Ok(Centroids {
+            classes: shape[0],
+            dim: shape[1],
+            values,
+        }),
+        _ => Err(Error::file(&path, "expected one f32 [classes, dim] tensor")),
+    }
+}
+
+/// The class map of one image [1, 3, S, S]: salient pixels take the class of the
+/// nearest centroid to their mean embedding, the rest is background.
+fn by_centroids(run: &LoadedRun, c: &Centroids, x: &Var, run_dir: &Path) -> Result<Vec<u8>> {
+    let (emb, sal) = no_grad(|| -> Result<(Vec<f32>, Vec<f32>)> {
+        let sal = run.method.saliency_logits(x)?;
+        Ok((
+            run.method.embed(x)?.value().to_vec()?,
+            sal.value().to_vec()?,
+        ))
+    })?;
+    let hw = sal.len();
+    let dim = c.dim;
+    if emb.len() != dim * hw {
+        return Err(Error::file(
+            run_dir.join(CENTROIDS),
+            format!(
+                "centroids have {dim} dims, the model's embedding {}",
+                emb.len() / hw
+            ),
+        ));
+    }
+    let salient: Vec<bool> = sal.iter().map(|&l| l > 0.0).collect();
+    let mut proto = vec![0f32; dim];
+    for (p, _) in salient.iter().enumerate().filter(|(_, &s)| s) {
+        for d in 0..dim {
+            proto[d] += emb[d * hw + p];
+        }
+    }
+    let class = (1..c.classes)
+        .max_by(|&a, &b| {
+            let dot = |k: usize| {
+                (0..dim)
+                    .map(|d| proto[d] * c.values[k * dim + d])
+                    .sum::<f32>()
+            };
+            dot(a).total_cmp(&dot(b))
+        })
+        .unwrap_or(0) as u8;
+    Ok(salient.iter().map(|&s| if s { class } else { 0 }).collect())
+}
+
+/// How a run turns an image into classes.
+enum Predictor<'a> {
+    /// The argmax of a classifier's logits.
+    Classes(&'a dyn Module),
+    Centroids(Centroids),
+}
+
 /// Writes `<stem>.png` (input | overlay | prediction | legend) for every image.
 pub fn infer(run_dir: &Path, input: &Path, out: &Path) -> Result<usize> {
     let run = load_run(run_dir)?;
-    let centroids_path = run_dir.join(CENTROIDS);
-    let centroids = match read_host(&centroids_path)?.into_iter().next() {
-        Some((_, shape, HostData::F32(v))) if shape.len() == 2 => (shape, v),
-        _ => {
-            return Err(Error::file(
-                &centroids_path,
-                "expected one f32 [classes, dim] tensor",
-            ))
-        }
+    let predictor = match run.method.classifier() {
+        Some(net) => Predictor::Classes(net),
+        None => Predictor::Centroids(read_centroids(run_dir)?),
     };
-    let (classes, dim) = (centroids.0[0], centroids.0[1]);
     let names = class_names(&run.exp.data.source);
     std::fs::create_dir_all(out).map_err(|e| Error::file(out, e))?;
     let size = run.exp.data.image_size;
@@ -63,41 +127,13 @@ pub fn infer(run_dir: &Path, input: &Path, out: &Path) -> Result<usize> {
         let mut pixels = Vec::new();
         normalise_into(&view, &mut pixels);
         let x = Var::constant(Tensor::from_slice(&run.gpu, &pixels, &[1, 3, size, size])?);
-        let (emb, sal) = no_grad(|| -> Result<(Vec<f32>, Vec<f32>)> {
-            let sal = run.method.saliency_logits(&x)?;
-            Ok((
-                run.method.embed(&x)?.value().to_vec()?,
-                sal.value().to_vec()?,
-            ))
-        })?;
-        if emb.len() != dim * size * size {
-            return Err(Error::file(
-                &centroids_path,
-                format!(
-                    "centroids have {dim} dims, the model's embedding {}",
-                    emb.len() / (size * size)
-                ),
-            ));
-        }
-        let hw = size * size;
-        let salient: Vec<bool> = sal.iter().map(|&l| l > 0.0).collect();
-        let mut proto = vec![0f32; dim];
-        for (p, _) in salient.iter().enumerate().filter(|(_, &s)| s) {
-            for d in 0..dim {
-                proto[d] += emb[d * hw + p];
-            }
-        }
-        let class = (1..classes)
-            .max_by(|&a, &b| {
-                let dot = |c: usize| {
-                    (0..dim)
-                        .map(|d| proto[d] * centroids.1[c * dim + d])
-                        .sum::<f32>()
-                };
-                dot(a).total_cmp(&dot(b))
-            })
-            .unwrap_or(0) as u8;
-        let pred: Vec<u8> = salient.iter().map(|&s| if s { class } else { 0 }).collect();
+        let pred: Vec<u8> = match &predictor {
+            Predictor::Classes(net) => argmax_channels(&no_grad(|| net.forward(&x))?.value())?
+                .into_iter()
+                .map(|c| c as u8)
+                .collect(),
+            Predictor::Centroids(c) => by_centroids(&run, c, &x, run_dir)?,
+        };
         let stem = file
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())

@@ -90,6 +90,26 @@ fn apply_set(root: &mut Value, assignment: &str) -> Result<()> {
     Err(Error::Usage(format!("--set {assignment:?}: empty key")))
 }
 
+/// The override behind a deserialisation error at key `path`: one whose key is on
+/// that path, preferring the one that names the unknown field of `message` (inside a
+/// tagged enum the path stops at the enum).
+fn culprit<'a>(sets: &'a [String], path: &str, message: &str) -> Option<&'a String> {
+    let key = |s: &String| s.split('=').next().unwrap_or_default().to_string();
+    let related: Vec<&String> = sets
+        .iter()
+        .filter(|s| {
+            let k = key(s);
+            path.starts_with(&k) || k.starts_with(path)
+        })
+        .collect();
+    let unknown = message.split('`').nth(1).unwrap_or_default();
+    related
+        .iter()
+        .find(|s| key(s).rsplit('.').next() == Some(unknown))
+        .or(related.first())
+        .copied()
+}
+
 /// Loads `file` with `--set` overrides applied.
 pub fn load(file: &Path, sets: &[String]) -> Result<Experiment> {
     let text = std::fs::read_to_string(file).map_err(|e| Error::file(file, e))?;
@@ -106,11 +126,7 @@ pub fn load(file: &Path, sets: &[String]) -> Result<Experiment> {
     serde_path_to_error::deserialize(tree).map_err(|e| {
         let path = e.path().to_string();
         let message = e.into_inner().to_string();
-        let set = sets.iter().find(|s| {
-            s.split('=')
-                .next()
-                .is_some_and(|k| path.starts_with(k) || k.starts_with(&path))
-        });
+        let set = culprit(sets, &path, &message);
         match set {
             Some(s) => describe(file, None, &path, &message, &format!("--set {s}: ")),
             // Not caused by an override: point at the file's line when the file alone shows it.
@@ -119,6 +135,27 @@ pub fn load(file: &Path, sets: &[String]) -> Result<Experiment> {
                 Ok(_) => describe(file, None, &path, &message, ""),
             },
         }
+    })
+}
+
+/// `exp` (resolved, from `file`) with `sets` applied as `--set` does, its own
+/// `baselines` dropped: the experiment of baseline `name`.
+pub fn baseline(file: &Path, exp: &Experiment, name: &str, sets: &[String]) -> Result<Experiment> {
+    let origin = format!("baselines.{name}: ");
+    let mut exp = exp.clone();
+    exp.baselines.clear();
+    let mut tree = serde_yaml::to_value(&exp).map_err(|e| Error::file(file, e))?;
+    for s in sets {
+        apply_set(&mut tree, s).map_err(|e| Error::file(file, format!("{origin}{e}")))?;
+    }
+    serde_path_to_error::deserialize(tree).map_err(|e| {
+        let path = e.path().to_string();
+        let message = e.into_inner().to_string();
+        let origin = match culprit(sets, &path, &message) {
+            Some(s) => format!("{origin}--set {s}: "),
+            None => origin.clone(),
+        };
+        describe(file, None, &path, &message, &origin)
     })
 }
 

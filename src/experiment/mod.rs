@@ -2,6 +2,7 @@
 //! evaluation and output.
 
 pub mod config;
+pub mod evaluate;
 pub mod infer;
 pub mod load;
 pub mod model;

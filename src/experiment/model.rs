@@ -83,9 +83,19 @@ impl SegModel {
             .map_err(|e| Error::Usage(format!("model.pretrained: {e}")))
     }
 
+    /// Channels of the backbone's output.
+    pub fn feature_channels(&self) -> usize {
+        self.backbone.out_channels()
+    }
+
+    /// The backbone's output [B, feature_channels, S / stride, S / stride].
+    pub fn features(&self, x: &Var) -> Result<Var> {
+        self.backbone.module().forward(x)
+    }
+
     /// Head output at backbone resolution.
     pub fn forward_low(&self, x: &Var) -> Result<Var> {
-        self.head.forward(&self.backbone.module().forward(x)?)
+        self.head.forward(&self.features(x)?)
     }
 }
 

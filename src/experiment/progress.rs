@@ -20,3 +20,12 @@ pub fn bar(len: u64, what: &str) -> ProgressBar {
     pb.set_prefix(what.to_string());
     pb
 }
+
+/// Runs `f` with a tick that advances a bar of `len` steps labelled `what`, then
+/// clears the bar.
+pub fn with_bar<T>(len: u64, what: &str, f: impl FnOnce(&mut dyn FnMut()) -> T) -> T {
+    let pb = bar(len, what);
+    let out = f(&mut || pb.inc(1));
+    pb.finish_and_clear();
+    out
+}

@@ -1,21 +1,23 @@
 //! The end of a run: loss-curve PNG, prediction pictures, report.json and a
-//! Markdown table of the metrics.
+//! Markdown table of the metrics, with the experiment's baselines side by side.
 
-use serde::Serialize;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::config::Experiment;
+use super::evaluate::{pct, Evaluation};
 use super::run_dir::RunDir;
 use crate::data::dataset::Dataset;
 use crate::data::loader::plain;
 use crate::error::{Error, Result};
 use crate::eval::metrics::Scores;
-use crate::eval::unsupervised::ClusterEval;
 use crate::gpu::Gpu;
 use crate::report::plot::{line_plot, Series};
 use crate::report::visual::save_prediction;
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Report {
     pub name: String,
     pub run_dir: String,
@@ -23,16 +25,23 @@ pub struct Report {
     pub steps: usize,
     pub seconds: f64,
     pub class_names: Vec<String>,
-    /// K-means evaluation of the network before training (same seeds).
-    pub random_init: Option<ClusterEval>,
-    pub trained: ClusterEval,
+    /// Evaluation of the network before training (same protocol and seeds).
+    pub random_init: Option<Evaluation>,
+    pub trained: Evaluation,
     /// Linear probe on the frozen embeddings, before and after training.
     pub probe_random_init: Option<Scores>,
     pub probe_trained: Option<Scores>,
+    /// The experiment's baselines, trained with the same seed and budget.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub baselines: Vec<Baseline>,
 }
 
-fn cluster_eval(v: &Value) -> Option<ClusterEval> {
-    serde_json::from_value(v.get("kmeans")?.clone()).ok()
+/// One baseline of a run: its name, the overrides that make it, its report.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Baseline {
+    pub name: String,
+    pub overrides: Vec<String>,
+    pub report: Report,
 }
 
 fn probe(v: &Value) -> Option<Scores> {
@@ -65,23 +74,32 @@ fn loss_series(records: &[Value]) -> Vec<Series> {
         .collect()
 }
 
-fn pct(v: f64) -> String {
-    format!("{:.2}", 100.0 * v)
-}
-
 fn markdown(r: &Report) -> String {
     let mut s = format!(
         "# {}\n\n{} steps in {:.0} s on {}.\n\n",
         r.name, r.steps, r.seconds, r.adapter
     );
-    s.push_str("| model | K-means mIoU (%) | pixel accuracy (%) | seeds |\n|---|---|---|---|\n");
-    let mut row = |label: &str, e: &ClusterEval| {
+    let seeds = |e: &Evaluation| match e {
+        Evaluation::Kmeans(k) => format!(" {} |", k.per_seed.len()),
+        Evaluation::Classes(_) => String::new(),
+    };
+    let seeds_header = if seeds(&r.trained).is_empty() {
+        ("", "")
+    } else {
+        (" seeds |", "---|")
+    };
+    s.push_str(&format!(
+        "| model | {} (%) | pixel accuracy (%) |{}\n|---|---|---|{}\n",
+        r.trained.heading(),
+        seeds_header.0,
+        seeds_header.1
+    ));
+    let mut row = |label: &str, e: &Evaluation| {
         s.push_str(&format!(
-            "| {label} | {} ± {} | {} | {} |\n",
-            pct(e.miou_mean),
-            pct(e.miou_std),
-            pct(e.pixel_accuracy_mean),
-            e.per_seed.len()
+            "| {label} | {} | {} |{}\n",
+            e.miou_text(),
+            pct(e.pixel_accuracy()),
+            seeds(e)
         ));
     };
     if let Some(e) = &r.random_init {
@@ -103,16 +121,85 @@ fn markdown(r: &Report) -> String {
             pct(p.pixel_accuracy)
         ));
     }
-    if let Some(first) = r.trained.per_seed.first() {
-        s.push_str("\n| class | IoU (%), trained, first seed |\n|---|---|\n");
-        for (name, iou) in r.class_names.iter().zip(&first.per_class_iou) {
-            s.push_str(&format!(
-                "| {name} | {} |\n",
-                iou.map(pct).unwrap_or_else(|| "-".into())
-            ));
+    if r.baselines.is_empty() {
+        let which = match r.trained {
+            Evaluation::Kmeans(_) => ", first seed",
+            Evaluation::Classes(_) => "",
+        };
+        s.push_str(&format!(
+            "\n| class | IoU (%), trained{which} |\n|---|---|\n"
+        ));
+        for (name, iou) in r.class_names.iter().zip(r.trained.per_class_iou()) {
+            s.push_str(&format!("| {name} | {} |\n", iou_text(*iou)));
         }
+    } else {
+        s.push_str(&comparison(r));
     }
     s
+}
+
+fn iou_text(iou: Option<f64>) -> String {
+    iou.map(pct).unwrap_or_else(|| "-".into())
+}
+
+/// The method and its baselines side by side: overall and per-class scores.
+fn comparison(r: &Report) -> String {
+    let mut s = format!(
+        "\n## Against the baselines (same seed, {} steps each)\n\n| run | overrides | {} (%) | pixel accuracy (%) |",
+        r.steps,
+        r.trained.heading()
+    );
+    for name in &r.class_names {
+        s.push_str(&format!(" {name} |"));
+    }
+    s.push_str(" seconds |\n|---|---|---|---|");
+    s.push_str(&"---|".repeat(r.class_names.len() + 1));
+    s.push('\n');
+    let mut row = |name: &str, overrides: &str, rep: &Report| {
+        s.push_str(&format!(
+            "| {name} | {overrides} | {} | {} |",
+            rep.trained.miou_text(),
+            pct(rep.trained.pixel_accuracy())
+        ));
+        for iou in rep.trained.per_class_iou() {
+            s.push_str(&format!(" {} |", iou_text(*iou)));
+        }
+        s.push_str(&format!(" {:.0} |\n", rep.seconds));
+    };
+    row(&format!("{} (this experiment)", r.name), "-", r);
+    for b in &r.baselines {
+        row(&b.name, &b.overrides.join(", "), &b.report);
+    }
+    s.push('\n');
+    for b in &r.baselines {
+        s.push_str(&format!(
+            "{} minus {}: {:+.2} mIoU points.\n",
+            r.name,
+            b.name,
+            100.0 * (r.trained.miou() - b.report.trained.miou())
+        ));
+    }
+    s
+}
+
+/// Writes report.json and report.md into the run folder `dir`.
+fn save(dir: &Path, report: &Report) -> Result<()> {
+    let json = dir.join("report.json");
+    let text = serde_json::to_string_pretty(report).map_err(|e| Error::file(&json, e))?;
+    crate::io::write_atomic(&json, text.as_bytes())?;
+    crate::io::write_atomic(&dir.join("report.md"), markdown(report).as_bytes())
+}
+
+/// The report a finished run left in `dir`, or `None` when it has none yet.
+pub fn read(dir: &Path) -> Result<Option<Report>> {
+    let p = dir.join("report.json");
+    if !p.is_file() {
+        return Ok(None);
+    }
+    let text = std::fs::read_to_string(&p).map_err(|e| Error::file(&p, e))?;
+    serde_json::from_str(&text)
+        .map(Some)
+        .map_err(|e| Error::file(&p, e))
 }
 
 /// Writes plots, pictures and reports into the run folder.
@@ -132,8 +219,8 @@ pub fn write(
         .rev()
         .find(|r| r["model"] == "trained")
         .ok_or_else(|| Error::file(&metrics, "no evaluation of the trained model"))?;
-    let trained =
-        cluster_eval(last).ok_or_else(|| Error::file(&metrics, "unreadable evaluation record"))?;
+    let trained = Evaluation::from_record(last)
+        .ok_or_else(|| Error::file(&metrics, "unreadable evaluation record"))?;
     line_plot(
         &dir.file("loss_curve.png"),
         &exp.name,
@@ -164,33 +251,32 @@ pub fn write(
         steps: exp.schedule.iters,
         seconds,
         class_names: val.class_names.clone(),
-        random_init: first.and_then(cluster_eval),
+        random_init: first.and_then(Evaluation::from_record),
         trained,
         probe_random_init: first.and_then(probe),
         probe_trained: probe(last),
+        baselines: Vec::new(),
     };
-    let text = serde_json::to_string_pretty(&report)
-        .map_err(|e| Error::file(dir.file("report.json"), e))?;
-    crate::io::write_atomic(&dir.file("report.json"), text.as_bytes())?;
-    crate::io::write_atomic(&dir.file("report.md"), markdown(&report).as_bytes())?;
+    save(&dir.path, &report)?;
     Ok(report)
+}
+
+/// Rewrites the run's report with its baselines' side by side.
+pub fn write_with_baselines(
+    dir: &Path,
+    report: &mut Report,
+    baselines: Vec<Baseline>,
+) -> Result<()> {
+    report.baselines = baselines;
+    save(dir, report)
 }
 
 /// The lines a person reads at the end of a run.
 pub fn print_summary(r: &Report) {
     if let Some(e) = &r.random_init {
-        println!(
-            "random init     k-means mIoU {} ± {}",
-            pct(e.miou_mean),
-            pct(e.miou_std)
-        );
+        println!("random init     {}", e.summary());
     }
-    println!(
-        "trained         k-means mIoU {} ± {}  (pixel accuracy {})",
-        pct(r.trained.miou_mean),
-        pct(r.trained.miou_std),
-        pct(r.trained.pixel_accuracy_mean)
-    );
+    println!("trained         {}", r.trained.summary());
     if let Some(p) = &r.probe_trained {
         let before = r
             .probe_random_init
@@ -198,6 +284,14 @@ pub fn print_summary(r: &Report) {
             .map(|q| format!(" (random init {})", pct(q.miou)))
             .unwrap_or_default();
         println!("linear probe    mIoU {}{before}", pct(p.miou));
+    }
+    for b in &r.baselines {
+        println!(
+            "baseline        {} ({}): {}",
+            b.name,
+            b.overrides.join(", "),
+            b.report.trained.summary()
+        );
     }
     println!("report          {}/report.md", r.run_dir);
 }

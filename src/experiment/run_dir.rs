@@ -37,10 +37,17 @@ impl RunDir {
             n += 1;
             path = base.join(format!("{stamp}-{n}"));
         }
-        std::fs::create_dir_all(&path).map_err(|e| Error::file(&path, e))?;
+        RunDir::create_at(&path)
+    }
+
+    /// A fresh run at `path` (created if missing), its metrics emptied.
+    pub fn create_at(path: &Path) -> Result<RunDir> {
+        std::fs::create_dir_all(path).map_err(|e| Error::file(path, e))?;
+        let metrics = path.join(METRICS);
+        std::fs::write(&metrics, "").map_err(|e| Error::file(&metrics, e))?;
         Ok(RunDir {
-            metrics: open_metrics(&path)?,
-            path,
+            metrics: open_metrics(path)?,
+            path: path.to_path_buf(),
         })
     }
 

@@ -1,28 +1,28 @@
 //! `wgseg train`: the loop that turns an experiment file into a run folder with
-//! metrics, checkpoints, plots, pictures and a report.
+//! metrics, checkpoints, plots, pictures and a report. An experiment's `baselines`
+//! are trained after it with the same seed and budget, each a complete run in
+//! <run>/baselines/<name>/, and the run's report puts them side by side; `--resume`
+//! continues whichever of them is unfinished.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use serde_json::json;
-
-use super::config::{BackboneKind, DataSource, Experiment, MethodCfg};
+use super::config::{BackboneKind, DataCfg, DataSource, Experiment, MethodCfg};
+use super::evaluate::{evaluate, probe, record, save_centroids};
+use super::load;
 use super::progress::bar;
-use super::report::{self, Report};
+use super::report::{self, Baseline, Report};
 use super::run_dir::{RunDir, CHECKPOINT, CONFIG};
-use crate::autograd::Var;
 use crate::data::dataset::{self, Dataset};
 use crate::error::{Error, Result};
-use crate::eval::linear_probe;
-use crate::eval::metrics::Scores;
-use crate::eval::unsupervised::{self, ClusterOutcome};
 use crate::gpu::adapter::AdapterChoice;
 use crate::gpu::Gpu;
 use crate::io;
 use crate::method::maskcontrast::MaskContrast;
+use crate::method::pixel_contrast::PixelContrast;
 use crate::method::Method;
-use crate::nn::module::{parameters, state_dict, Module, State};
+use crate::nn::module::{parameters, state_dict, State};
 use crate::optim::schedule::learning_rate;
 
 pub struct TrainArgs {
@@ -31,7 +31,8 @@ pub struct TrainArgs {
     pub dry_run: bool,
     /// A run folder to continue from its last checkpoint.
     pub resume: Option<PathBuf>,
-    /// Stop after this step (checkpointed), to continue later with `resume`.
+    /// Stop after this step (checkpointed), to continue later with `resume`; the
+    /// steps of the baselines count after the experiment's.
     pub stop_at: Option<usize>,
 }
 
@@ -94,70 +95,8 @@ fn open_device(exp: &Experiment) -> Result<Gpu> {
 fn build_method(gpu: &Gpu, exp: &Experiment) -> Result<Box<dyn Method>> {
     match exp.method {
         MethodCfg::Maskcontrast { .. } => Ok(Box::new(MaskContrast::new(gpu, exp)?)),
+        MethodCfg::PixelContrast { .. } => Ok(Box::new(PixelContrast::new(gpu, exp)?)),
     }
-}
-
-fn eval_kmeans(
-    gpu: &Gpu,
-    method: &dyn Method,
-    exp: &Experiment,
-    val: &Dataset,
-) -> Result<ClusterOutcome> {
-    method.model().set_training(false);
-    let pb = bar(exp.eval.kmeans.seeds.len() as u64, "k-means");
-    let embed = |x: &Var| method.embed(x);
-    let r = unsupervised::evaluate(
-        gpu,
-        &embed,
-        val,
-        exp.data.image_size,
-        exp.data.batch_size,
-        exp.eval.limit,
-        &exp.eval.kmeans,
-        &mut || pb.inc(1),
-    );
-    pb.finish_and_clear();
-    r
-}
-
-/// Class centroids in embedding space, for `wgseg infer`.
-pub const CENTROIDS: &str = "clusters.safetensors";
-
-fn save_centroids(gpu: &Gpu, dir: &RunDir, outcome: &ClusterOutcome) -> Result<()> {
-    let rows = &outcome.class_centroids;
-    let flat: Vec<f32> = rows.iter().flatten().copied().collect();
-    let t = crate::tensor::Tensor::from_slice(gpu, &flat, &[rows.len(), rows[0].len()])?;
-    io::write(&dir.file(CENTROIDS), &[("centroids".to_string(), t)])
-}
-
-/// The linear probe of the experiment, when it has one.
-fn eval_probe(
-    gpu: &Gpu,
-    method: &dyn Method,
-    exp: &Experiment,
-    train: &Dataset,
-    val: &Dataset,
-) -> Result<Option<Scores>> {
-    let Some(cfg) = &exp.eval.linear_probe else {
-        return Ok(None);
-    };
-    method.model().set_training(false);
-    let pb = bar(cfg.iters as u64, "probe");
-    let embed = |x: &Var| method.embed(x);
-    let r = linear_probe::evaluate(
-        gpu,
-        &embed,
-        train,
-        val,
-        exp.data.image_size,
-        exp.data.batch_size,
-        exp.eval.limit,
-        cfg,
-        exp.seed,
-        &mut || pb.inc(1),
-    );
-    pb.finish_and_clear();
-    r.map(Some)
 }
 
 fn save_checkpoint(dir: &RunDir, method: &dyn Method, step: usize) -> Result<()> {
@@ -278,86 +217,101 @@ pub fn load_run(dir: &Path) -> Result<LoadedRun> {
     })
 }
 
-/// Evaluates a run's checkpoint (K-means over seeds, and the linear probe when the
-/// experiment has one); writes eval.json into the run folder.
+/// Evaluates a run's checkpoint by the method's protocol (and the linear probe
+/// when the experiment has one); writes eval.json into the run folder.
 pub fn evaluate_run(dir: &Path) -> Result<serde_json::Value> {
     let run = load_run(dir)?;
-    let gen = bar(0, "data");
-    let (train_set, val_set) = dataset::open(&run.exp.data, &mut || gen.inc(1))?;
-    gen.finish_and_clear();
-    let outcome = eval_kmeans(&run.gpu, run.method.as_ref(), &run.exp, &val_set)?;
-    let probe = eval_probe(
-        &run.gpu,
-        run.method.as_ref(),
-        &run.exp,
-        &train_set,
-        &val_set,
-    )?;
-    let result = json!({"step": run.step, "kmeans": outcome.eval, "linear_probe": probe});
+    let mut data = Data::default();
+    let (train_set, val_set) = data.open(&run.exp.data)?;
+    let method = run.method.as_ref();
+    let evaluated = evaluate(&run.gpu, method, &run.exp, val_set)?;
+    let probe = probe(&run.gpu, method, &run.exp, train_set, val_set)?;
+    let result = record(run.step, "trained", &evaluated.eval, probe.as_ref());
     let text =
         serde_json::to_string_pretty(&result).map_err(|e| Error::file(dir.join("eval.json"), e))?;
     io::write_atomic(&dir.join("eval.json"), text.as_bytes())?;
     Ok(result)
 }
 
-/// Runs (or resumes) an experiment; returns the report.
-pub fn train(args: &TrainArgs) -> Result<Option<Report>> {
-    let (exp, resume) = match &args.resume {
-        Some(dir) => {
-            if !args.sets.is_empty() {
-                return Err(Error::Usage(
-                    "--resume continues a run with its saved config; --set cannot change it".into(),
-                ));
+/// The open datasets, reopened only when an arm's `data` section differs.
+#[derive(Default)]
+struct Data(Option<(String, (Dataset, Dataset))>);
+
+impl Data {
+    fn open(&mut self, cfg: &DataCfg) -> Result<(&Dataset, &Dataset)> {
+        let key = serde_json::to_string(cfg).map_err(|e| Error::Usage(format!("data: {e}")))?;
+        let entry = match self.0.take() {
+            Some(entry) if entry.0 == key => entry,
+            _ => {
+                let gen = bar(0, "data");
+                let sets = dataset::open(cfg, &mut || gen.inc(1));
+                gen.finish_and_clear();
+                (key, sets?)
             }
-            (
-                super::load::load(&dir.join(CONFIG), &[])?,
-                Some(dir.clone()),
-            )
-        }
-        None => {
-            let file = args.file.as_ref().ok_or_else(|| {
-                Error::Usage("wgseg train: give an experiment file (or --resume RUN_DIR)".into())
-            })?;
-            (super::load::load(file, &args.sets)?, None)
-        }
-    };
-    validate(&exp)?;
-    let gpu = open_device(&exp)?;
-    let gen = bar(0, "data");
-    let (train_set, val_set) = dataset::open(&exp.data, &mut || gen.inc(1))?;
-    gen.finish_and_clear();
-    let mut method = build_method(&gpu, &exp)?;
-    if args.dry_run {
-        print_plan(&gpu, &exp, method.as_mut(), &train_set, &val_set)?;
-        return Ok(None);
+        };
+        let (train, val) = &self.0.insert(entry).1;
+        Ok((train, val))
     }
-    let (mut dir, start) = match &resume {
-        Some(path) => {
-            let step = load_checkpoint(&gpu, &path.join(CHECKPOINT), method.as_mut())?;
-            (RunDir::resume(path, step)?, step)
+}
+
+/// The experiment's baselines as experiments (validated), with their overrides.
+fn baselines(file: &Path, exp: &Experiment) -> Result<Vec<(String, Vec<String>, Experiment)>> {
+    let mut out = Vec::new();
+    for (name, sets) in &exp.baselines {
+        let plain = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '-';
+        if name.is_empty() || !name.chars().all(plain) {
+            return Err(Error::file(
+                file,
+                format!("baselines.{name}: a baseline's name names its folder: use letters, digits, '_' and '-'"),
+            ));
         }
-        None => {
-            let d = RunDir::create(&exp.output.dir, &exp.name)?;
-            d.write_config(&exp)?;
-            (d, 0)
+        let b = load::baseline(file, exp, name, sets)?;
+        if b.seed != exp.seed || b.schedule.iters != exp.schedule.iters {
+            return Err(Error::file(
+                file,
+                format!("baselines.{name}: must keep the experiment's seed and schedule.iters (a comparison needs the same seed and budget)"),
+            ));
         }
+        validate(&b).map_err(|e| Error::file(file, format!("baselines.{name}: {e}")))?;
+        out.push((name.clone(), sets.clone(), b));
+    }
+    Ok(out)
+}
+
+/// Trains `exp` in `dir` from scratch, from its checkpoint, or not at all when its
+/// report exists; the report, or `None` when it stopped at `stop_at`.
+fn run_arm(
+    gpu: &Gpu,
+    exp: &Experiment,
+    dir: &Path,
+    data: &mut Data,
+    stop_at: Option<usize>,
+) -> Result<Option<Report>> {
+    if let Some(done) = report::read(dir)? {
+        return Ok(Some(done));
+    }
+    let (train_set, val_set) = data.open(&exp.data)?;
+    let mut method = build_method(gpu, exp)?;
+    let checkpoint = dir.join(CHECKPOINT);
+    let (mut run, start) = if checkpoint.is_file() {
+        let step = load_checkpoint(gpu, &checkpoint, method.as_mut())?;
+        (RunDir::resume(dir, step)?, step)
+    } else {
+        let run = RunDir::create_at(dir)?;
+        run.write_config(exp)?;
+        (run, 0)
     };
-    println!("run folder      {}", dir.path.display());
     let started = Instant::now();
     if start == 0 {
-        let random = eval_kmeans(&gpu, method.as_ref(), &exp, &val_set)?.eval;
-        let probe = eval_probe(&gpu, method.as_ref(), &exp, &train_set, &val_set)?;
-        dir.log(&json!({"step": 0, "kind": "eval", "model": "random_init", "kmeans": random, "linear_probe": probe}))?;
-        println!(
-            "random init     k-means mIoU {:.2} ± {:.2}",
-            100.0 * random.miou_mean,
-            100.0 * random.miou_std
-        );
+        let random = evaluate(gpu, method.as_ref(), exp, val_set)?.eval;
+        let p = probe(gpu, method.as_ref(), exp, train_set, val_set)?;
+        run.log(&record(0, "random_init", &random, p.as_ref()))?;
+        println!("random init     {}", random.summary());
     }
     let iters = exp.schedule.iters;
     let pb = bar(iters as u64, "train");
     pb.set_position(start as u64);
-    let end = args.stop_at.map_or(iters, |s| s.clamp(start, iters));
+    let end = stop_at.map_or(iters, |s| s.clamp(start, iters));
     // Time spent in steps since the last log. Reading the logged scalars waits for the
     // GPU, so timing the steps together with that read covers all of their work.
     let (mut step_time, mut timed) = (std::time::Duration::ZERO, 0u32);
@@ -370,54 +324,127 @@ pub fn train(args: &TrainArgs) -> Result<Option<Report>> {
             iters,
         );
         let t0 = Instant::now();
-        let scalars = method.step(&train_set, step, lr)?;
+        let scalars = method.step(train_set, step, lr)?;
         step_time += t0.elapsed();
         timed += 1;
         let done = step + 1;
         if done % exp.output.log_every == 0 || done == iters {
-            let mut rec = json!({"step": done, "kind": "train", "lr": lr});
+            let mut rec = serde_json::json!({"step": done, "kind": "train", "lr": lr});
             let t0 = Instant::now();
             for (name, t) in &scalars {
-                rec[*name] = json!(t.item()?);
+                rec[*name] = serde_json::json!(t.item()?);
             }
             step_time += t0.elapsed();
-            rec["step_ms"] = json!(step_time.as_secs_f64() * 1e3 / f64::from(timed));
+            rec["step_ms"] = serde_json::json!(step_time.as_secs_f64() * 1e3 / f64::from(timed));
             (step_time, timed) = (std::time::Duration::ZERO, 0);
             pb.set_message(format!(
                 "loss {:.4}",
                 rec["loss"].as_f64().unwrap_or(f64::NAN)
             ));
-            dir.log(&rec)?;
+            run.log(&rec)?;
         }
         if exp.eval.every > 0 && done % exp.eval.every == 0 && done < iters {
-            let e = eval_kmeans(&gpu, method.as_ref(), &exp, &val_set)?.eval;
-            dir.log(&json!({"step": done, "kind": "eval", "model": "trained", "kmeans": e}))?;
+            let e = evaluate(gpu, method.as_ref(), exp, val_set)?.eval;
+            run.log(&record(done, "trained", &e, None))?;
         }
         if done % exp.output.checkpoint_every == 0 || done == end {
-            save_checkpoint(&dir, method.as_ref(), done)?;
+            save_checkpoint(&run, method.as_ref(), done)?;
         }
         pb.inc(1);
     }
     pb.finish_and_clear();
     if end < iters {
-        println!(
-            "stopped at step {end} of {iters}; continue with: wgseg train --resume {}",
-            dir.path.display()
-        );
+        println!("stopped at step {end} of {iters}");
         return Ok(None);
     }
-    let outcome = eval_kmeans(&gpu, method.as_ref(), &exp, &val_set)?;
-    save_centroids(&gpu, &dir, &outcome)?;
-    let probe = eval_probe(&gpu, method.as_ref(), &exp, &train_set, &val_set)?;
-    dir.log(&json!({"step": iters, "kind": "eval", "model": "trained", "kmeans": outcome.eval, "linear_probe": probe}))?;
-    let report = report::write(
-        &dir,
-        &exp,
-        &gpu,
+    let evaluated = evaluate(gpu, method.as_ref(), exp, val_set)?;
+    save_centroids(gpu, &run, &evaluated)?;
+    let p = probe(gpu, method.as_ref(), exp, train_set, val_set)?;
+    run.log(&record(iters, "trained", &evaluated.eval, p.as_ref()))?;
+    report::write(
+        &run,
+        exp,
+        gpu,
         started.elapsed().as_secs_f64(),
-        &val_set,
-        &outcome.predictions,
-    )?;
+        val_set,
+        &evaluated.predictions,
+    )
+    .map(Some)
+}
+
+/// Runs (or resumes) an experiment and its baselines; returns the report.
+pub fn train(args: &TrainArgs) -> Result<Option<Report>> {
+    let (file, exp, resume) = match &args.resume {
+        Some(dir) => {
+            if !args.sets.is_empty() {
+                return Err(Error::Usage(
+                    "--resume continues a run with its saved config; --set cannot change it".into(),
+                ));
+            }
+            let file = dir.join(CONFIG);
+            let exp = load::load(&file, &[])?;
+            (file, exp, Some(dir.clone()))
+        }
+        None => {
+            let file = args.file.as_ref().ok_or_else(|| {
+                Error::Usage("wgseg train: give an experiment file (or --resume RUN_DIR)".into())
+            })?;
+            (file.clone(), load::load(file, &args.sets)?, None)
+        }
+    };
+    validate(&exp)?;
+    let baselines = baselines(&file, &exp)?;
+    let gpu = open_device(&exp)?;
+    let mut data = Data::default();
+    if args.dry_run {
+        let (train_set, val_set) = data.open(&exp.data)?;
+        let mut method = build_method(&gpu, &exp)?;
+        print_plan(&gpu, &exp, method.as_mut(), train_set, val_set)?;
+        for (name, sets, b) in &baselines {
+            build_method(&gpu, b)?;
+            println!("baseline        {name}: {}", sets.join(", "));
+        }
+        return Ok(None);
+    }
+    let root = match resume {
+        Some(path) => path,
+        None => {
+            let d = RunDir::create(&exp.output.dir, &exp.name)?;
+            d.write_config(&exp)?;
+            d.path
+        }
+    };
+    println!("run folder      {}", root.display());
+    let stopped = || {
+        println!("continue with: wgseg train --resume {}", root.display());
+        Ok(None)
+    };
+    // --stop-at counts the steps of the arms one after another (all have `iters`).
+    let iters = exp.schedule.iters;
+    let stop_in = |arm: usize| args.stop_at.map(|s| s.saturating_sub(arm * iters));
+    let Some(mut report) = run_arm(&gpu, &exp, &root, &mut data, stop_in(0))? else {
+        return stopped();
+    };
+    let mut done = Vec::new();
+    for (i, (name, overrides, b)) in baselines.into_iter().enumerate() {
+        let dir = root.join("baselines").join(&name);
+        println!(
+            "baseline        {name} ({}): {}",
+            overrides.join(", "),
+            dir.display()
+        );
+        let Some(r) = run_arm(&gpu, &b, &dir, &mut data, stop_in(i + 1))? else {
+            return stopped();
+        };
+        done.push(Baseline {
+            name,
+            overrides,
+            report: r,
+        });
+    }
+    if !done.is_empty() {
+        report::write_with_baselines(&root, &mut report, done)?;
+    }
     report::print_summary(&report);
     Ok(Some(report))
 }

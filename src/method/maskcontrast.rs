@@ -8,6 +8,9 @@
 use std::collections::HashMap;
 
 use super::params::optimizer;
+use super::state::{
+    copy_into, load_module, load_optimizer, number, save_module, save_optimizer, Extra,
+};
 use super::{Method, StepScalars};
 use crate::autograd::{no_grad, Var};
 use crate::contrast::ema::ema_update_module;
@@ -45,7 +48,10 @@ impl MaskContrast {
             momentum,
             queue_size,
             saliency_weight,
-        } = exp.method;
+        } = exp.method
+        else {
+            return Err(Error::Usage("method.kind: maskcontrast expected".into()));
+        };
         let dim = exp.model.embed_dim;
         // Same seed: the key network starts as an exact copy of the query network.
         let mut qb = Builder::new(gpu, exp.seed);
@@ -130,8 +136,12 @@ impl Method for MaskContrast {
         ])
     }
 
-    fn model(&self) -> &SegModel {
+    fn model(&self) -> &dyn Module {
         &self.query
+    }
+
+    fn classifier(&self) -> Option<&dyn Module> {
+        None
     }
 
     fn saliency_logits(&self, images: &Var) -> Result<Var> {
@@ -144,27 +154,16 @@ impl Method for MaskContrast {
         self.embedding_of(&self.query.forward(images)?)
     }
 
-    fn extra_state(&self) -> (Vec<(String, Tensor)>, HashMap<String, String>) {
-        let mut tensors: Vec<(String, Tensor)> = crate::nn::module::state_dict(&self.key)
-            .into_iter()
-            .map(|(n, s)| (format!("key.{n}"), s.tensor()))
-            .collect();
-        let mut meta = HashMap::from([(
-            "optim.steps".to_string(),
-            self.optimizer.steps().to_string(),
-        )]);
+    fn extra_state(&self) -> Extra {
+        let mut extra = Extra::default();
+        save_module(&self.key, "key", &mut extra);
         if let Some(q) = &self.queue {
-            tensors.push(("queue.data".into(), q.data().clone()));
-            meta.insert("queue.ptr".into(), q.ptr().to_string());
-            meta.insert("queue.len".into(), q.len().to_string());
+            extra.0.push(("queue.data".into(), q.data().clone()));
+            extra.1.insert("queue.ptr".into(), q.ptr().to_string());
+            extra.1.insert("queue.len".into(), q.len().to_string());
         }
-        for (i, (s0, s1)) in self.optimizer.state().into_iter().enumerate() {
-            tensors.push((format!("optim.{i}.0"), s0));
-            if let Some(s1) = s1 {
-                tensors.push((format!("optim.{i}.1"), s1));
-            }
-        }
-        (tensors, meta)
+        save_optimizer(&self.optimizer, &mut extra);
+        extra
     }
 
     fn load_extra_state(
@@ -172,45 +171,11 @@ impl Method for MaskContrast {
         tensors: &HashMap<String, Tensor>,
         meta: &HashMap<String, String>,
     ) -> Result<()> {
-        let get = |name: &str| {
-            tensors
-                .get(name)
-                .ok_or_else(|| Error::Usage(format!("checkpoint has no tensor {name}")))
-        };
-        let copy = |dst: &Tensor, name: &str| -> Result<()> {
-            let src = get(name)?;
-            if src.shape() != dst.shape() {
-                return Err(Error::Usage(format!(
-                    "checkpoint tensor {name} has shape {:?}, expected {:?}",
-                    src.shape(),
-                    dst.shape()
-                )));
-            }
-            dst.write(&src.to_vec()?)
-        };
-        for (n, s) in crate::nn::module::state_dict(&self.key) {
-            let name = format!("key.{n}");
-            match s {
-                crate::nn::module::State::Param(v) => v.set_value(get(&name)?.clone())?,
-                crate::nn::module::State::Buffer(t) => copy(&t, &name)?,
-            }
-        }
-        let num = |k: &str| -> Result<usize> {
-            meta.get(k)
-                .and_then(|v| v.parse().ok())
-                .ok_or_else(|| Error::Usage(format!("checkpoint metadata lacks {k}")))
-        };
+        load_module(&self.key, "key", tensors)?;
         if let Some(q) = &mut self.queue {
-            copy(q.data(), "queue.data")?;
-            q.restore(num("queue.ptr")?, num("queue.len")?)?;
+            copy_into(q.data(), tensors, "queue.data")?;
+            q.restore(number(meta, "queue.ptr")?, number(meta, "queue.len")?)?;
         }
-        for (i, (s0, s1)) in self.optimizer.state().into_iter().enumerate() {
-            copy(&s0, &format!("optim.{i}.0"))?;
-            if let Some(s1) = s1 {
-                copy(&s1, &format!("optim.{i}.1"))?;
-            }
-        }
-        self.optimizer.set_steps(num("optim.steps")? as u32);
-        Ok(())
+        load_optimizer(&mut self.optimizer, tensors, meta)
     }
 }

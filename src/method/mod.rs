@@ -3,14 +3,19 @@
 
 pub mod maskcontrast;
 mod params;
+pub mod pixel_contrast;
+mod pixel_memory;
+mod state;
 
 use std::collections::HashMap;
 
 use crate::autograd::Var;
 use crate::data::dataset::Dataset;
 use crate::error::Result;
-use crate::experiment::model::SegModel;
+use crate::nn::module::Module;
 use crate::tensor::Tensor;
+
+pub use state::Extra;
 
 /// Scalars of one step, still on the GPU: read back only when logged.
 pub type StepScalars = Vec<(&'static str, Tensor)>;
@@ -19,8 +24,14 @@ pub trait Method {
     /// Forward, backward and update on the batch of `step` at learning rate `lr`.
     fn step(&mut self, train: &Dataset, step: usize, lr: f64) -> Result<StepScalars>;
 
-    /// The network evaluated and drawn.
-    fn model(&self) -> &SegModel;
+    /// The trained network: what a checkpoint's `model.*` tensors hold, evaluated and
+    /// drawn.
+    fn model(&self) -> &dyn Module;
+
+    /// For a method that predicts classes, the network whose forward gives class
+    /// logits [B, classes, S, S] for images [B, 3, S, S]: it is scored by their
+    /// argmax. `None` for a method scored by clustering its embeddings (K-means).
+    fn classifier(&self) -> Option<&dyn Module>;
 
     /// L2-normalised per-pixel embeddings [B, D, S, S] of images [B, 3, S, S].
     fn embed(&self, images: &Var) -> Result<Var>;
@@ -29,7 +40,7 @@ pub trait Method {
     fn saliency_logits(&self, images: &Var) -> Result<Var>;
 
     /// Everything besides the model needed to resume: tensors and metadata.
-    fn extra_state(&self) -> (Vec<(String, Tensor)>, HashMap<String, String>);
+    fn extra_state(&self) -> Extra;
 
     /// Restores what `extra_state` saved.
     fn load_extra_state(

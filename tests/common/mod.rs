@@ -1,7 +1,7 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 /// Runs the built `wgseg` binary with `args` and extra environment.
@@ -47,4 +47,64 @@ pub fn rel_err(a: &[f32], b: &[f32]) -> f64 {
         .sqrt();
     let n: f64 = b.iter().map(|y| (*y as f64).powi(2)).sum::<f64>().sqrt();
     d / n.max(1e-30)
+}
+
+/// `wgseg train FILE` with `output.dir=OUT` and each of `sets` as a --set override,
+/// then `extra`.
+pub fn train_args(file: &str, out: &Path, sets: &[&str], extra: &[&str]) -> Vec<String> {
+    let mut args = vec!["train".to_string(), file.to_string()];
+    let output = format!("output.dir={}", out.display());
+    for s in std::iter::once(output.as_str()).chain(sets.iter().copied()) {
+        args.push("--set".into());
+        args.push(s.to_string());
+    }
+    args.extend(extra.iter().map(|s| s.to_string()));
+    args
+}
+
+/// Runs `wgseg` with owned arguments.
+pub fn run(args: &[String]) -> Output {
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    wgseg(&refs, &[])
+}
+
+/// The one run folder of experiment `name` under `out`.
+pub fn only_run_dir(out: &Path, name: &str) -> PathBuf {
+    let runs: Vec<PathBuf> = std::fs::read_dir(out.join(name))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    runs[0].clone()
+}
+
+/// A run's metrics.jsonl records without the wall-clock field step_ms.
+pub fn records(dir: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(dir.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let mut r: serde_json::Value = serde_json::from_str(l).unwrap();
+            if r["kind"] == "train" {
+                assert!(r["step_ms"].as_f64().unwrap() > 0.0, "{r}");
+                r.as_object_mut().unwrap().remove("step_ms");
+            }
+            r
+        })
+        .collect()
+}
+
+/// `wgseg infer RUN --input tests/data/images --out OUT`.
+pub fn infer_test_images(run: &Path, out: &Path) -> Output {
+    wgseg(
+        &[
+            "infer",
+            run.to_str().unwrap(),
+            "--input",
+            "tests/data/images",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        &[],
+    )
 }
