@@ -304,7 +304,7 @@ pub enum MethodCfg {
         /// Weight of the cross-entropy on labelled source images.
         #[serde(default = "one")]
         source_weight: f64,
-        /// Weight of PatchNCE on the images of the step (CUT: lambda_NCE 1).
+        /// Weight of PatchNCE on the target images of the step (CUT: lambda_NCE 1).
         #[serde(default = "one")]
         nce_weight: f64,
         /// PatchNCE temperature (CUT: 0.07).

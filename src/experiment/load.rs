@@ -61,7 +61,8 @@ fn from_text(file: &Path, text: &str) -> Result<Experiment> {
     })
 }
 
-/// Sets `a.b.c` in a YAML tree to `value` (parsed as YAML), creating mappings.
+/// Sets `a.b.c` in a YAML tree to `value` (parsed as YAML), creating mappings; a
+/// number after a list (`stages.1.iters`) is an index into it.
 fn apply_set(root: &mut Value, assignment: &str) -> Result<()> {
     let (key, raw) = assignment
         .split_once('=')
@@ -71,6 +72,22 @@ fn apply_set(root: &mut Value, assignment: &str) -> Result<()> {
     let mut node = root;
     let parts: Vec<&str> = key.split('.').collect();
     for (i, part) in parts.iter().enumerate() {
+        if let Value::Sequence(items) = node {
+            let len = items.len();
+            let item = part.parse::<usize>().ok().and_then(|n| items.get_mut(n));
+            let item = item.ok_or_else(|| {
+                Error::Usage(format!(
+                    "--set {key}: {} is a list of {len}: {part:?} is not an index into it",
+                    parts[..i].join(".")
+                ))
+            })?;
+            if i + 1 == parts.len() {
+                *item = value;
+                return Ok(());
+            }
+            node = item;
+            continue;
+        }
         if !node.is_mapping() {
             return Err(Error::Usage(format!(
                 "--set {key}: {} is not a mapping",

@@ -3,7 +3,8 @@
 //! domain to an unlabelled target one.
 //! - The network is the experiment's SegModel with one output per class; its class
 //!   probabilities are projected to RGB by a learned 1x1 convolution (`rgb`).
-//! - PatchNCE as in CUT, on every batch of the step: the backbone encodes the input
+//! - PatchNCE as in CUT, on the target images (those translated to the source's
+//!   output space; the source's have labels): the backbone encodes the input
 //!   image (keys, detached) and its RGB projection (queries); at `nce_patches`
 //!   locations (one draw shared by the batch) both go through the MLP `mlp`
 //!   (Linear-ReLU-Linear, `nce_dim`) and L2-normalisation; each image's queries are
@@ -249,14 +250,14 @@ impl TranslationCoding {
     }
 
     /// PatchNCE between a batch's images and the RGB projections of its class
-    /// probabilities, averaged over the images; `salt` separates the batches of a step.
-    fn patch_nce(&self, pass: &Pass, step: usize, salt: u64) -> Result<Var> {
+    /// probabilities, averaged over the images.
+    fn patch_nce(&self, pass: &Pass, step: usize) -> Result<Var> {
         let rgb = self.net.rgb.forward(&pass.logits.softmax(1)?)?;
         let queries = self.net.seg.features(&rgb)?;
         let [b, _, h, w] = queries.shape()[..] else {
             return Err(Error::op("patch_nce", "features must be [B, D, h, w]"));
         };
-        let seed = step_rng(self.exp.seed ^ salt, step, PATCH_SALT).random::<u64>();
+        let seed = step_rng(self.exp.seed, step, PATCH_SALT).random::<u64>();
         let positions = sample_patch_indices(seed, h, w, self.w.nce_patches)?;
         let p = positions.len();
         let idx = Tensor::from_u32(&self.gpu, &positions.repeat(b), &[b, p])?;
@@ -345,13 +346,8 @@ impl Method for TranslationCoding {
         } else {
             None
         };
-        if w.nce > 0.0 {
-            let mut l = self.patch_nce(&src, step, 0)?;
-            if let Some(t) = &tgt {
-                l = l
-                    .add(&self.patch_nce(t, step, TARGET_SALT)?)?
-                    .mul_scalar(0.5)?;
-            }
+        if let (true, Some(t)) = (w.nce > 0.0, &tgt) {
+            let l = self.patch_nce(t, step)?;
             loss = accumulate(loss, &l, w.nce)?;
             nce = l.value();
         }
