@@ -157,7 +157,7 @@ impl TranslationCoding {
         if weights.iter().all(|w| *w == 0.0) {
             return bad("method", "every loss weight is 0: nothing to train");
         }
-        if !(nce_temperature > 0.0) {
+        if nce_temperature.is_nan() || nce_temperature <= 0.0 {
             return bad("method.nce_temperature", "must be positive");
         }
         if nce_patches == 0 || nce_dim == 0 {
