@@ -7,7 +7,7 @@ use std::path::Path;
 use wgseg::data::dataset;
 use wgseg::experiment::load::load;
 use wgseg::method::maskcontrast::MaskContrast;
-use wgseg::method::Method;
+use wgseg::method::{Method, TrainSets};
 use wgseg::Gpu;
 
 #[test]
@@ -31,11 +31,15 @@ fn a_warm_quickstart_step_allocates_nothing_submits_once_and_reads_nothing() {
     let gpu = Gpu::new().unwrap();
     let (train, _) = dataset::open(&exp.data, &mut || {}).unwrap();
     let mut method = MaskContrast::new(&gpu, &exp).unwrap();
+    let sets = TrainSets {
+        source: &train,
+        target: None,
+    };
     // Warm-up: pipelines, pooled buffers, optimiser state and the queue fill up. The
     // scalars of a step live on while the next one runs, as in the training loop.
     let mut last = Vec::new();
     for step in 0..4 {
-        last = method.step(&train, step, 0.01).unwrap();
+        last = method.step(&sets, step, 0.2).unwrap();
     }
     gpu.flush().unwrap();
     let (allocations, submissions, readbacks) = (
@@ -45,7 +49,7 @@ fn a_warm_quickstart_step_allocates_nothing_submits_once_and_reads_nothing() {
     );
     let steps = 3;
     for step in 4..4 + steps {
-        last = method.step(&train, step, 0.01).unwrap();
+        last = method.step(&sets, step, 0.2).unwrap();
     }
     gpu.flush().unwrap();
     assert_eq!(

@@ -25,8 +25,20 @@ pub struct Experiment {
     pub augment: AugmentCfg,
     pub model: ModelCfg,
     pub method: MethodCfg,
+    /// The network's optimiser (parameter set `network`).
     pub optim: OptimCfg,
+    /// Further optimisers, keyed by the parameter set they train besides the network
+    /// (e.g. `discriminator`); which sets there are is the method's.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub optimizers: BTreeMap<String, OptimCfg>,
+    /// Total optimisation steps (with `stages`: their sum) and the default
+    /// learning-rate policy.
     pub schedule: ScheduleCfg,
+    /// Training stages run one after another in one run, each with its own steps,
+    /// schedule and overrides of the method and optimisers; the networks and the
+    /// optimisers' state carry over. Empty: one stage, `schedule`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stages: Vec<StageCfg>,
     #[serde(default)]
     pub eval: EvalCfg,
     #[serde(default)]
@@ -59,6 +71,11 @@ pub struct DataCfg {
     /// Keep training images whose saliency covers this fraction range (MaskContrast: 1%..99%).
     #[serde(default = "default_saliency_range")]
     pub saliency_range: [f64; 2],
+    /// An unlabelled target domain (domain adaptation), with the source's classes,
+    /// batch and image size: adapting methods draw its training images without
+    /// labels, and evaluation scores its validation split. Omitted: one domain.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<DataSource>,
 }
 
 fn default_saliency_range() -> [f64; 2] {
@@ -308,6 +325,73 @@ pub enum MethodCfg {
         #[serde(default = "default_proj_dim")]
         proj_dim: usize,
     },
+    /// Contrastive translation coding (METHODS.md section 5): labelled source
+    /// (`data.source`) to unlabelled target (`data.target`). The class probabilities
+    /// are projected to RGB by a learned 1x1 convolution; PatchNCE ties the input's
+    /// patches to the projection's; an LSGAN PatchGAN discriminator on the class
+    /// probabilities (optimiser `optimizers.discriminator`) moves the target's output
+    /// towards the source's; confident target predictions are pseudo labels. The
+    /// weights switch the terms on and off per stage.
+    TranslationCoding {
+        /// Weight of the cross-entropy on labelled source images.
+        #[serde(default = "one")]
+        source_weight: f64,
+        /// Weight of PatchNCE on the target images of the step (CUT: lambda_NCE 1).
+        #[serde(default = "one")]
+        nce_weight: f64,
+        /// PatchNCE temperature (CUT: 0.07).
+        #[serde(default = "default_nce_temperature")]
+        nce_temperature: f64,
+        /// Patch locations sampled per image (CUT: 256; all when the map is smaller).
+        #[serde(default = "default_nce_patches")]
+        nce_patches: usize,
+        /// Width of the PatchNCE MLP, Linear-ReLU-Linear (CUT: 256).
+        #[serde(default = "default_proj_dim")]
+        nce_dim: usize,
+        /// Weight of the generator's LSGAN loss on target outputs (0: no adversarial
+        /// transfer; AdaptSegNet's output-space weight 0.001).
+        #[serde(default)]
+        adv_weight: f64,
+        /// Weight of the cross-entropy to target pseudo labels (0: none).
+        #[serde(default)]
+        pseudo_weight: f64,
+        /// A target pixel is a pseudo label when its top class probability reaches this.
+        #[serde(default = "default_pseudo_threshold")]
+        pseudo_threshold: f64,
+        /// Channels of the discriminator's first layer (PatchGAN ndf: 64).
+        #[serde(default = "default_disc_channels")]
+        disc_channels: usize,
+        /// Strided layers of the discriminator (PatchGAN n_layers: 3).
+        #[serde(default = "default_disc_layers")]
+        disc_layers: usize,
+    },
+}
+
+fn default_nce_temperature() -> f64 {
+    0.07
+}
+fn default_nce_patches() -> usize {
+    256
+}
+fn default_pseudo_threshold() -> f64 {
+    0.9
+}
+fn default_disc_channels() -> usize {
+    64
+}
+fn default_disc_layers() -> usize {
+    3
+}
+
+impl MethodCfg {
+    /// The parameter sets the method trains besides the network, each with its
+    /// optimiser in `optimizers`.
+    pub fn parameter_sets(&self) -> &'static [&'static str] {
+        match self {
+            MethodCfg::Maskcontrast { .. } | MethodCfg::PixelContrast { .. } => &[],
+            MethodCfg::TranslationCoding { .. } => &["discriminator"],
+        }
+    }
 }
 
 fn default_contrast_weight() -> f64 {
@@ -397,6 +481,33 @@ pub struct ScheduleCfg {
     #[serde(default = "default_policy")]
     pub policy: Schedule,
     pub warmup: Option<Warmup>,
+}
+
+/// One training stage: its steps, schedule and overrides.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StageCfg {
+    /// Names the stage in metrics, checkpoints and the report.
+    pub name: String,
+    /// Optimisation steps of the stage.
+    pub iters: usize,
+    /// Learning-rate policy over the stage's steps, restarting at its first;
+    /// omitted: `schedule.policy`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<Schedule>,
+    /// Warm-up at the stage's start; omitted: `schedule.warmup`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warmup: Option<Warmup>,
+    /// Keys of the `method` section set for this stage (loss weights, ...).
+    #[serde(default, skip_serializing_if = "serde_yaml::Mapping::is_empty")]
+    pub method: serde_yaml::Mapping,
+    /// Keys of the `optim` section set for this stage (lr, momentum, ...; not kind
+    /// or frozen: the optimiser's state carries over).
+    #[serde(default, skip_serializing_if = "serde_yaml::Mapping::is_empty")]
+    pub optim: serde_yaml::Mapping,
+    /// The same for the sections of `optimizers`, by parameter set.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub optimizers: BTreeMap<String, serde_yaml::Mapping>,
 }
 
 fn default_policy() -> Schedule {

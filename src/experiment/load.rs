@@ -61,7 +61,8 @@ fn from_text(file: &Path, text: &str) -> Result<Experiment> {
     })
 }
 
-/// Sets `a.b.c` in a YAML tree to `value` (parsed as YAML), creating mappings.
+/// Sets `a.b.c` in a YAML tree to `value` (parsed as YAML), creating mappings; a
+/// number after a list (`stages.1.iters`) is an index into it.
 fn apply_set(root: &mut Value, assignment: &str) -> Result<()> {
     let (key, raw) = assignment
         .split_once('=')
@@ -71,6 +72,22 @@ fn apply_set(root: &mut Value, assignment: &str) -> Result<()> {
     let mut node = root;
     let parts: Vec<&str> = key.split('.').collect();
     for (i, part) in parts.iter().enumerate() {
+        if let Value::Sequence(items) = node {
+            let len = items.len();
+            let item = part.parse::<usize>().ok().and_then(|n| items.get_mut(n));
+            let item = item.ok_or_else(|| {
+                Error::Usage(format!(
+                    "--set {key}: {} is a list of {len}: {part:?} is not an index into it",
+                    parts[..i].join(".")
+                ))
+            })?;
+            if i + 1 == parts.len() {
+                *item = value;
+                return Ok(());
+            }
+            node = item;
+            continue;
+        }
         if !node.is_mapping() {
             return Err(Error::Usage(format!(
                 "--set {key}: {} is not a mapping",
@@ -138,24 +155,80 @@ pub fn load(file: &Path, sets: &[String]) -> Result<Experiment> {
     })
 }
 
-/// `exp` (resolved, from `file`) with `sets` applied as `--set` does, its own
-/// `baselines` dropped: the experiment of baseline `name`.
-pub fn baseline(file: &Path, exp: &Experiment, name: &str, sets: &[String]) -> Result<Experiment> {
-    let origin = format!("baselines.{name}: ");
-    let mut exp = exp.clone();
-    exp.baselines.clear();
-    let mut tree = serde_yaml::to_value(&exp).map_err(|e| Error::file(file, e))?;
-    for s in sets {
-        apply_set(&mut tree, s).map_err(|e| Error::file(file, format!("{origin}{e}")))?;
-    }
+/// `exp` (resolved, from `file`) as a YAML tree changed by `edit` and read back;
+/// errors start with `origin` and the `--set` of `sets` behind them.
+fn edited(
+    file: &Path,
+    exp: &Experiment,
+    origin: &str,
+    sets: &[String],
+    edit: impl FnOnce(&mut Value) -> Result<()>,
+) -> Result<Experiment> {
+    let mut tree = serde_yaml::to_value(exp).map_err(|e| Error::file(file, e))?;
+    edit(&mut tree).map_err(|e| Error::file(file, format!("{origin}{e}")))?;
     serde_path_to_error::deserialize(tree).map_err(|e| {
         let path = e.path().to_string();
         let message = e.into_inner().to_string();
         let origin = match culprit(sets, &path, &message) {
             Some(s) => format!("{origin}--set {s}: "),
-            None => origin.clone(),
+            None => origin.to_string(),
         };
         describe(file, None, &path, &message, &origin)
+    })
+}
+
+/// `exp` (resolved, from `file`) with `sets` applied as `--set` does, its own
+/// `baselines` dropped: the experiment of baseline `name`.
+pub fn baseline(file: &Path, exp: &Experiment, name: &str, sets: &[String]) -> Result<Experiment> {
+    let mut exp = exp.clone();
+    exp.baselines.clear();
+    edited(file, &exp, &format!("baselines.{name}: "), sets, |tree| {
+        sets.iter().try_for_each(|s| apply_set(tree, s))
+    })
+}
+
+/// Sets each key of `keys` in the mapping at `section` of `tree`.
+fn merge(tree: &mut Value, section: &[&str], keys: &Mapping) -> Result<()> {
+    let mut node = tree;
+    for part in section {
+        node = node.get_mut(*part).ok_or_else(|| {
+            Error::Usage(format!("{} is not in the experiment", section.join(".")))
+        })?;
+    }
+    let map = node
+        .as_mapping_mut()
+        .ok_or_else(|| Error::Usage(format!("{} is not a mapping", section.join("."))))?;
+    for (k, v) in keys {
+        map.insert(k.clone(), v.clone());
+    }
+    Ok(())
+}
+
+/// The single-stage experiment of stage `index` of `exp` (resolved, from `file`):
+/// its overrides applied, `schedule` its steps and policy, no stages.
+pub fn stage(file: &Path, exp: &Experiment, index: usize) -> Result<Experiment> {
+    let s = &exp.stages[index];
+    let mut base = exp.clone();
+    base.stages.clear();
+    base.schedule.iters = s.iters;
+    if let Some(p) = &s.policy {
+        base.schedule.policy = p.clone();
+    }
+    if let Some(w) = &s.warmup {
+        base.schedule.warmup = Some(w.clone());
+    }
+    let origin = format!("stages.{}: ", s.name);
+    edited(file, &base, &origin, &[], |tree| {
+        merge(tree, &["method"], &s.method)?;
+        merge(tree, &["optim"], &s.optim)?;
+        s.optimizers
+            .iter()
+            .try_for_each(|(set, keys)| match exp.optimizers.contains_key(set) {
+                true => merge(tree, &["optimizers", set], keys),
+                false => Err(Error::Usage(format!(
+                    "optimizers.{set}: the experiment has no optimiser for {set:?}"
+                ))),
+            })
     })
 }
 

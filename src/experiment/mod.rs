@@ -9,4 +9,5 @@ pub mod model;
 pub mod progress;
 pub mod report;
 pub mod run_dir;
+pub mod stages;
 pub mod train;

@@ -93,6 +93,18 @@ impl SegModel {
         self.backbone.module().forward(x)
     }
 
+    /// The head's output for the backbone `features` of images `x`, upsampled
+    /// (bilinear) to their size: `forward(x)` with the features at hand.
+    pub fn logits(&self, features: &Var, x: &Var) -> Result<Var> {
+        let s = x.shape();
+        self.head.forward(features)?.interpolate(
+            Some([s[2], s[3]]),
+            None,
+            InterpolateMode::Bilinear,
+            false,
+        )
+    }
+
     /// Head output at backbone resolution.
     pub fn forward_low(&self, x: &Var) -> Result<Var> {
         self.head.forward(&self.features(x)?)
@@ -102,9 +114,7 @@ impl SegModel {
 impl Module for SegModel {
     /// Head output upsampled (bilinear) to the input's size.
     fn forward(&self, x: &Var) -> Result<Var> {
-        let s = x.shape();
-        self.forward_low(x)?
-            .interpolate(Some([s[2], s[3]]), None, InterpolateMode::Bilinear, false)
+        self.logits(&self.features(x)?, x)
     }
 
     fn visit(&self, prefix: &str, f: &mut dyn FnMut(String, State)) {

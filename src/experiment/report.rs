@@ -34,6 +34,67 @@ pub struct Report {
     /// The experiment's baselines, trained with the same seed and budget.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub baselines: Vec<Baseline>,
+    /// The evaluation after each stage, for an experiment with stages.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stages: Vec<StageScore>,
+    /// Scores are on the target domain's validation split (`data.target`).
+    #[serde(default)]
+    pub target_domain: bool,
+}
+
+/// The evaluation at the end of one stage.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct StageScore {
+    pub stage: String,
+    pub step: usize,
+    pub eval: Evaluation,
+}
+
+/// The evaluations records name a stage of, last of each stage, in order.
+fn stage_scores(records: &[Value]) -> Vec<StageScore> {
+    let mut out: Vec<StageScore> = Vec::new();
+    for r in records.iter().filter(|r| r["model"] == "trained") {
+        let (Some(stage), Some(step), Some(eval)) = (
+            r["stage"].as_str(),
+            r["step"].as_u64(),
+            Evaluation::from_record(r),
+        ) else {
+            continue;
+        };
+        let score = StageScore {
+            stage: stage.to_string(),
+            step: step as usize,
+            eval,
+        };
+        match out.last_mut() {
+            Some(last) if last.stage == stage => *last = score,
+            _ => out.push(score),
+        }
+    }
+    out
+}
+
+/// The table of the evaluations after each stage.
+fn stage_table(r: &Report) -> String {
+    let mut s = format!(
+        "\n## After each stage\n\n| stage | step | {} (%) | pixel accuracy (%) | change (mIoU points) |\n|---|---|---|---|---|\n",
+        r.trained.heading()
+    );
+    let mut before = r.random_init.as_ref().map(Evaluation::miou);
+    for st in &r.stages {
+        let change = before
+            .map(|b| format!("{:+.2}", 100.0 * (st.eval.miou() - b)))
+            .unwrap_or_else(|| "-".into());
+        s.push_str(&format!(
+            "| {} | {} | {} | {} | {change} |\n",
+            st.stage,
+            st.step,
+            st.eval.miou_text(),
+            pct(st.eval.pixel_accuracy())
+        ));
+        before = Some(st.eval.miou());
+    }
+    s
 }
 
 /// One baseline of a run: its name, the overrides that make it, its report.
@@ -79,6 +140,9 @@ fn markdown(r: &Report) -> String {
         "# {}\n\n{} steps in {:.0} s on {}.\n\n",
         r.name, r.steps, r.seconds, r.adapter
     );
+    if r.target_domain {
+        s.push_str("Scores are on the target domain's validation split.\n\n");
+    }
     let seeds = |e: &Evaluation| match e {
         Evaluation::Kmeans(k) => format!(" {} |", k.per_seed.len()),
         Evaluation::Classes(_) => String::new(),
@@ -120,6 +184,9 @@ fn markdown(r: &Report) -> String {
             pct(p.miou),
             pct(p.pixel_accuracy)
         ));
+    }
+    if !r.stages.is_empty() {
+        s.push_str(&stage_table(r));
     }
     if r.baselines.is_empty() {
         let which = match r.trained {
@@ -256,6 +323,8 @@ pub fn write(
         probe_random_init: first.and_then(probe),
         probe_trained: probe(last),
         baselines: Vec::new(),
+        stages: stage_scores(&records),
+        target_domain: exp.data.target.is_some(),
     };
     save(&dir.path, &report)?;
     Ok(report)
@@ -275,6 +344,9 @@ pub fn write_with_baselines(
 pub fn print_summary(r: &Report) {
     if let Some(e) = &r.random_init {
         println!("random init     {}", e.summary());
+    }
+    for st in &r.stages {
+        println!("after {:<10} {}", st.stage, st.eval.summary());
     }
     println!("trained         {}", r.trained.summary());
     if let Some(p) = &r.probe_trained {

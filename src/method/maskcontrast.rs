@@ -11,11 +11,10 @@ use super::params::optimizer;
 use super::state::{
     copy_into, load_module, load_optimizer, number, save_module, save_optimizer, Extra,
 };
-use super::{Method, StepScalars};
+use super::{Method, StepScalars, TrainSets};
 use crate::autograd::{no_grad, Var};
 use crate::contrast::ema::ema_update_module;
 use crate::contrast::queue::PrototypeQueue;
-use crate::data::dataset::Dataset;
 use crate::data::loader::{contrastive_views, step_indices};
 use crate::error::{Error, Result};
 use crate::experiment::config::{Experiment, MethodCfg};
@@ -86,7 +85,8 @@ impl MaskContrast {
 }
 
 impl Method for MaskContrast {
-    fn step(&mut self, train: &Dataset, step: usize, lr: f64) -> Result<StepScalars> {
+    fn step(&mut self, sets: &TrainSets, step: usize, lr_factor: f64) -> Result<StepScalars> {
+        let train = sets.source;
         let gpu = self.gpu.clone();
         let data = &self.exp.data;
         let idx = step_indices(train.len(), data.batch_size, self.exp.seed, step);
@@ -124,7 +124,8 @@ impl Method for MaskContrast {
         let loss = contrast.add(&saliency.mul_scalar(self.saliency_weight)?)?;
         self.optimizer.zero_grad();
         loss.backward()?;
-        self.optimizer.step(lr as f32)?;
+        self.optimizer
+            .step((self.exp.optim.lr * lr_factor) as f32)?;
         ema_update_module(&self.key, &self.query, self.momentum)?;
         if let Some(q) = &mut self.queue {
             q.enqueue(&prototypes.value())?;
@@ -162,7 +163,7 @@ impl Method for MaskContrast {
             extra.1.insert("queue.ptr".into(), q.ptr().to_string());
             extra.1.insert("queue.len".into(), q.len().to_string());
         }
-        save_optimizer(&self.optimizer, &mut extra);
+        save_optimizer(&self.optimizer, "optim", &mut extra);
         extra
     }
 
@@ -176,6 +177,6 @@ impl Method for MaskContrast {
             copy_into(q.data(), tensors, "queue.data")?;
             q.restore(number(meta, "queue.ptr")?, number(meta, "queue.len")?)?;
         }
-        load_optimizer(&mut self.optimizer, tensors, meta)
+        load_optimizer(&mut self.optimizer, "optim", tensors, meta)
     }
 }

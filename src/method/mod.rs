@@ -6,6 +6,7 @@ mod params;
 pub mod pixel_contrast;
 mod pixel_memory;
 mod state;
+pub mod translation_coding;
 
 use std::collections::HashMap;
 
@@ -17,12 +18,20 @@ use crate::tensor::Tensor;
 
 pub use state::Extra;
 
+/// The training images a step draws from: the labelled source and, for domain
+/// adaptation, the unlabelled target (`data.target`).
+pub struct TrainSets<'a> {
+    pub source: &'a Dataset,
+    pub target: Option<&'a Dataset>,
+}
+
 /// Scalars of one step, still on the GPU: read back only when logged.
 pub type StepScalars = Vec<(&'static str, Tensor)>;
 
 pub trait Method {
-    /// Forward, backward and update on the batch of `step` at learning rate `lr`.
-    fn step(&mut self, train: &Dataset, step: usize, lr: f64) -> Result<StepScalars>;
+    /// Forward, backward and update on the batches of `step`, every optimiser at its
+    /// base learning rate times the schedule's `lr_factor`.
+    fn step(&mut self, sets: &TrainSets, step: usize, lr_factor: f64) -> Result<StepScalars>;
 
     /// The trained network: what a checkpoint's `model.*` tensors hold, evaluated and
     /// drawn.

@@ -23,9 +23,9 @@ use std::collections::HashMap;
 use super::params::optimizer;
 use super::pixel_memory::PixelMemory;
 use super::state::{load_optimizer, save_optimizer, Extra};
-use super::{Method, StepScalars};
+use super::{Method, StepScalars, TrainSets};
 use crate::autograd::Var;
-use crate::data::dataset::{class_names, Dataset};
+use crate::data::dataset::class_names;
 use crate::data::loader::{augmented, step_indices, step_rng};
 use crate::data::voc::IGNORE;
 use crate::error::{Error, Result};
@@ -231,7 +231,8 @@ impl PixelContrast {
 }
 
 impl Method for PixelContrast {
-    fn step(&mut self, train: &Dataset, step: usize, lr: f64) -> Result<StepScalars> {
+    fn step(&mut self, sets: &TrainSets, step: usize, lr_factor: f64) -> Result<StepScalars> {
+        let train = sets.source;
         let gpu = self.gpu.clone();
         let data = &self.exp.data;
         let size = data.image_size;
@@ -279,7 +280,8 @@ impl Method for PixelContrast {
         }
         self.optimizer.zero_grad();
         loss.backward()?;
-        self.optimizer.step(lr as f32)?;
+        self.optimizer
+            .step((self.exp.optim.lr * lr_factor) as f32)?;
         if let (Some(memory), Some((embedding, labels_low, mut rng))) = (&mut self.memory, enqueue)
         {
             memory.enqueue(&embedding.to_vec()?, &labels_low, b, &mut rng)?;
@@ -317,7 +319,7 @@ impl Method for PixelContrast {
         if let Some(m) = &self.memory {
             m.save(&mut extra);
         }
-        save_optimizer(&self.optimizer, &mut extra);
+        save_optimizer(&self.optimizer, "optim", &mut extra);
         extra
     }
 
@@ -329,7 +331,7 @@ impl Method for PixelContrast {
         if let Some(m) = &mut self.memory {
             m.load(tensors, meta)?;
         }
-        load_optimizer(&mut self.optimizer, tensors, meta)
+        load_optimizer(&mut self.optimizer, "optim", tensors, meta)
     }
 }
 

@@ -63,15 +63,15 @@ pub fn load_module(
     Ok(())
 }
 
-/// Adds the optimiser's step count and per-parameter state.
-pub fn save_optimizer(optimizer: &Optimizer, extra: &mut Extra) {
+/// Adds the optimiser's step count and per-parameter state as `<prefix>.*`.
+pub fn save_optimizer(optimizer: &Optimizer, prefix: &str, extra: &mut Extra) {
     extra
         .1
-        .insert("optim.steps".into(), optimizer.steps().to_string());
+        .insert(format!("{prefix}.steps"), optimizer.steps().to_string());
     for (i, (s0, s1)) in optimizer.state().into_iter().enumerate() {
-        extra.0.push((format!("optim.{i}.0"), s0));
+        extra.0.push((format!("{prefix}.{i}.0"), s0));
         if let Some(s1) = s1 {
-            extra.0.push((format!("optim.{i}.1"), s1));
+            extra.0.push((format!("{prefix}.{i}.1"), s1));
         }
     }
 }
@@ -79,15 +79,16 @@ pub fn save_optimizer(optimizer: &Optimizer, extra: &mut Extra) {
 /// Restores what [`save_optimizer`] saved.
 pub fn load_optimizer(
     optimizer: &mut Optimizer,
+    prefix: &str,
     tensors: &HashMap<String, Tensor>,
     meta: &HashMap<String, String>,
 ) -> Result<()> {
     for (i, (s0, s1)) in optimizer.state().into_iter().enumerate() {
-        copy_into(&s0, tensors, &format!("optim.{i}.0"))?;
+        copy_into(&s0, tensors, &format!("{prefix}.{i}.0"))?;
         if let Some(s1) = s1 {
-            copy_into(&s1, tensors, &format!("optim.{i}.1"))?;
+            copy_into(&s1, tensors, &format!("{prefix}.{i}.1"))?;
         }
     }
-    optimizer.set_steps(number(meta, "optim.steps")? as u32);
+    optimizer.set_steps(number(meta, &format!("{prefix}.steps"))? as u32);
     Ok(())
 }

@@ -198,6 +198,8 @@ impl Module for Linear {
 pub enum Activation {
     Relu,
     Relu6,
+    /// torch.nn.LeakyReLU(negative_slope).
+    LeakyRelu(f32),
 }
 
 impl Module for Activation {
@@ -205,6 +207,7 @@ impl Module for Activation {
         match self {
             Activation::Relu => x.relu(),
             Activation::Relu6 => x.relu6(),
+            Activation::LeakyRelu(slope) => x.leaky_relu(*slope),
         }
     }
 

@@ -8,6 +8,7 @@ pub mod init;
 pub mod layers;
 pub mod mobilenet;
 pub mod module;
+pub mod patchgan;
 pub mod resnet;
 
 pub use module::{parameters, state_dict, Mode, Module, Sequential, State};

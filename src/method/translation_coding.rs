@@ -1,0 +1,451 @@
+//! Contrastive translation coding (ICCSIP 2021; METHODS.md section 5): the
+//! segmentation network doubles as an image translator from a labelled source
+//! domain to an unlabelled target one.
+//! - The network is the experiment's SegModel with one output per class; its class
+//!   probabilities are projected to RGB by a learned 1x1 convolution (`rgb`).
+//! - PatchNCE as in CUT, on the target images (those translated to the source's
+//!   output space; the source's have labels): the backbone encodes the input
+//!   image (keys, detached) and its RGB projection (queries); at `nce_patches`
+//!   locations (one draw shared by the batch) both go through the MLP `mlp`
+//!   (Linear-ReLU-Linear, `nce_dim`) and L2-normalisation; each image's queries are
+//!   contrasted with its own keys (the positive at the same location, the other
+//!   locations of the image as negatives) at `nce_temperature`.
+//! - Output-space adversarial transfer: a PatchGAN discriminator on the class
+//!   probabilities, trained by its own optimiser (`optimizers.discriminator`) with
+//!   the LSGAN loss to tell source (real) from target (fake) outputs, while the
+//!   network's LSGAN loss on target outputs (`adv_weight`) moves them towards the
+//!   source's.
+//! - Self-supervised training: target pixels whose top class probability reaches
+//!   `pseudo_threshold` are their own labels, with cross-entropy (`pseudo_weight`).
+//!
+//! The three stages of the paper (pre-training, cross-domain transfer,
+//! self-supervised training) are the experiment's `stages`, each setting the weights.
+
+use std::collections::HashMap;
+
+use rand::Rng;
+
+use super::params::optimizer;
+use super::state::{load_module, load_optimizer, save_module, save_optimizer, Extra};
+use super::{Method, StepScalars, TrainSets};
+use crate::autograd::Var;
+use crate::data::dataset::{class_names, Dataset};
+use crate::data::loader::{augmented, step_indices, step_rng, Batch};
+use crate::data::voc::IGNORE;
+use crate::error::{Error, Result};
+use crate::experiment::config::{Experiment, MethodCfg, OptimCfg};
+use crate::experiment::model::SegModel;
+use crate::gpu::Gpu;
+use crate::loss::{check_targets, Reduction};
+use crate::nn::builder::{Builder, StepClock};
+use crate::nn::layers::{Activation, Conv2d, ConvOpts, Linear};
+use crate::nn::module::{join, Module, Sequential, State};
+use crate::nn::patchgan::PatchGan;
+use crate::ops::elementwise::zeros;
+use crate::ops::interpolate::InterpolateMode;
+use crate::optim::Optimizer;
+use crate::proto::gather::sample_patch_indices;
+use crate::tensor::Tensor;
+
+/// Salt of the target domain's batch order and augmentation.
+const TARGET_SALT: u64 = 0x7a3c_15e9_d2b4_8f61;
+/// Salt of the PatchNCE patch locations.
+const PATCH_SALT: u64 = 0x41f2_9b07_c6e8_3d5a;
+
+/// The translator: the segmentation network, the RGB projection of its class
+/// probabilities and the PatchNCE MLP. Its forward gives class logits at the
+/// input's size; parameters are `backbone.*`, `head.*`, `rgb.*`, `mlp.*`.
+pub struct TranslationNet {
+    seg: SegModel,
+    rgb: Conv2d,
+    mlp: Sequential,
+}
+
+impl Module for TranslationNet {
+    fn forward(&self, x: &Var) -> Result<Var> {
+        self.seg.forward(x)
+    }
+
+    fn visit(&self, prefix: &str, f: &mut dyn FnMut(String, State)) {
+        self.seg.visit(prefix, f);
+        self.rgb.visit(&join(prefix, "rgb"), f);
+        self.mlp.visit(&join(prefix, "mlp"), f);
+    }
+
+    fn set_training(&self, training: bool) {
+        self.seg.set_training(training);
+        self.mlp.set_training(training);
+    }
+}
+
+/// The loss weights and settings of `method`.
+struct Weights {
+    source: f32,
+    nce: f32,
+    nce_temperature: f32,
+    nce_patches: usize,
+    adv: f32,
+    pseudo: f32,
+    pseudo_threshold: f32,
+}
+
+pub struct TranslationCoding {
+    exp: Experiment,
+    net: TranslationNet,
+    disc: PatchGan,
+    gpu: Gpu,
+    clock: StepClock,
+    optimizer: Optimizer,
+    disc_optimizer: Optimizer,
+    disc_optim: OptimCfg,
+    w: Weights,
+    classes: usize,
+}
+
+/// One forward of a batch: its backbone features and upsampled logits.
+struct Pass {
+    features: Var,
+    logits: Var,
+}
+
+/// Pseudo labels of probabilities [B, C, hw] (row-major): the top class of each
+/// pixel where its probability reaches `threshold`, else `IGNORE`.
+fn pseudo_labels(probs: &[f32], batch: usize, classes: usize, threshold: f32) -> Vec<u32> {
+    let hw = probs.len() / (batch * classes).max(1);
+    let mut out = Vec::with_capacity(batch * hw);
+    for b in 0..batch {
+        for p in 0..hw {
+            let at = |c: usize| probs[(b * classes + c) * hw + p];
+            let best = (0..classes).fold(0, |m, c| if at(c) > at(m) { c } else { m });
+            out.push(if at(best) >= threshold {
+                best as u32
+            } else {
+                IGNORE as u32
+            });
+        }
+    }
+    out
+}
+
+impl TranslationCoding {
+    pub fn new(gpu: &Gpu, exp: &Experiment) -> Result<TranslationCoding> {
+        let MethodCfg::TranslationCoding {
+            source_weight,
+            nce_weight,
+            nce_temperature,
+            nce_patches,
+            nce_dim,
+            adv_weight,
+            pseudo_weight,
+            pseudo_threshold,
+            disc_channels,
+            disc_layers,
+        } = exp.method
+        else {
+            return Err(Error::Usage(
+                "method.kind: translation_coding expected".into(),
+            ));
+        };
+        let bad = |key: &str, why: &str| Err(Error::Usage(format!("{key}: {why}")));
+        let weights = [source_weight, nce_weight, adv_weight, pseudo_weight];
+        if weights.iter().any(|w| w.is_nan() || *w < 0.0) {
+            return bad(
+                "method",
+                "source_weight, nce_weight, adv_weight and pseudo_weight must be 0 or more",
+            );
+        }
+        if weights.iter().all(|w| *w == 0.0) {
+            return bad("method", "every loss weight is 0: nothing to train");
+        }
+        if nce_temperature.is_nan() || nce_temperature <= 0.0 {
+            return bad("method.nce_temperature", "must be positive");
+        }
+        if nce_patches == 0 || nce_dim == 0 {
+            return bad(
+                "method.nce_patches",
+                "nce_patches and nce_dim must be at least 1",
+            );
+        }
+        if !(pseudo_threshold > 0.0 && pseudo_threshold <= 1.0) {
+            return bad("method.pseudo_threshold", "must be in (0, 1]");
+        }
+        if exp.data.target.is_none() {
+            return bad(
+                "data.target",
+                "translation_coding adapts to an unlabelled target domain: give one",
+            );
+        }
+        let disc_optim = exp
+            .optimizers
+            .get("discriminator")
+            .ok_or_else(|| {
+                Error::Usage("optimizers.discriminator: translation_coding needs it".into())
+            })?
+            .clone();
+        let classes = class_names(&exp.data.source).len();
+        let mut b = Builder::new(gpu, exp.seed);
+        let seg = SegModel::build(&mut b, &exp.model, classes)?;
+        let feat = seg.feature_channels();
+        let rgb = Conv2d::new(&mut b, classes, 3, 1, ConvOpts::default())?;
+        let mlp = Sequential::new(vec![
+            Box::new(Linear::new(&mut b, feat, nce_dim, true)?),
+            Box::new(Activation::Relu),
+            Box::new(Linear::new(&mut b, nce_dim, nce_dim, true)?),
+        ]);
+        let disc = PatchGan::new(&mut b, classes, disc_channels, disc_layers)
+            .map_err(|e| Error::Usage(format!("method.disc_channels: {e}")))?;
+        b.bn_freeze.set(exp.optim.freeze_bn);
+        let net = TranslationNet { seg, rgb, mlp };
+        let net_optimizer = optimizer(&net, &exp.optim)?;
+        let disc_optimizer = optimizer(&disc, &disc_optim)
+            .map_err(|e| Error::Usage(format!("optimizers.discriminator: {e}")))?;
+        Ok(TranslationCoding {
+            exp: exp.clone(),
+            clock: b.clock.clone(),
+            gpu: gpu.clone(),
+            net,
+            disc,
+            optimizer: net_optimizer,
+            disc_optimizer,
+            disc_optim,
+            w: Weights {
+                source: source_weight as f32,
+                nce: nce_weight as f32,
+                nce_temperature: nce_temperature as f32,
+                nce_patches,
+                adv: adv_weight as f32,
+                pseudo: pseudo_weight as f32,
+                pseudo_threshold: pseudo_threshold as f32,
+            },
+            classes,
+        })
+    }
+
+    /// The augmented batch of `step` from `data`, its order and augmentation seeded
+    /// by `seed`.
+    fn batch(&self, data: &Dataset, seed: u64, step: usize) -> Result<Batch> {
+        let d = &self.exp.data;
+        let idx = step_indices(data.len(), d.batch_size, seed, step);
+        augmented(
+            &self.gpu,
+            data,
+            &idx,
+            &self.exp.augment,
+            d.image_size,
+            seed,
+            step,
+        )
+    }
+
+    fn pass(&self, images: &Tensor) -> Result<Pass> {
+        let x = Var::constant(images.clone());
+        let features = self.net.seg.features(&x)?;
+        let logits = self.net.seg.logits(&features, &x)?;
+        Ok(Pass { features, logits })
+    }
+
+    /// L2-normalised MLP embeddings of feature rows [N, D].
+    fn embed_rows(&self, rows: &Var) -> Result<Var> {
+        self.net.mlp.forward(rows)?.l2_normalize(1, 1e-7)
+    }
+
+    /// PatchNCE between a batch's images and the RGB projections of its class
+    /// probabilities, averaged over the images.
+    fn patch_nce(&self, pass: &Pass, step: usize) -> Result<Var> {
+        let rgb = self.net.rgb.forward(&pass.logits.softmax(1)?)?;
+        let queries = self.net.seg.features(&rgb)?;
+        let [b, _, h, w] = queries.shape()[..] else {
+            return Err(Error::op("patch_nce", "features must be [B, D, h, w]"));
+        };
+        let seed = step_rng(self.exp.seed, step, PATCH_SALT).random::<u64>();
+        let positions = sample_patch_indices(seed, h, w, self.w.nce_patches)?;
+        let p = positions.len();
+        let idx = Tensor::from_u32(&self.gpu, &positions.repeat(b), &[b, p])?;
+        let q = self.embed_rows(&queries.gather_pixels(&idx)?)?;
+        let k = self
+            .embed_rows(&pass.features.detach().gather_pixels(&idx)?)?
+            .detach();
+        let mut total: Option<Var> = None;
+        for i in 0..b {
+            let (lo, hi) = ((i * p) as i64, ((i + 1) * p) as i64);
+            let l = q
+                .slice(0, lo, hi, 1)?
+                .patch_nce(&k.slice(0, lo, hi, 1)?, self.w.nce_temperature)?;
+            total = Some(match total {
+                Some(t) => t.add(&l)?,
+                None => l,
+            });
+        }
+        let total = total.ok_or_else(|| Error::op("patch_nce", "empty batch"))?;
+        total.mul_scalar(1.0 / b as f32)
+    }
+
+    /// Cross-entropy of the target logits to their confident pseudo labels, or
+    /// `None` when no pixel is confident enough.
+    fn pseudo_loss(&self, logits: &Var, probs: &Var) -> Result<Option<Var>> {
+        let shape = logits.shape();
+        let labels = pseudo_labels(
+            &probs.value().to_vec()?,
+            shape[0],
+            self.classes,
+            self.w.pseudo_threshold,
+        );
+        if labels.iter().all(|&l| l == IGNORE as u32) {
+            return Ok(None);
+        }
+        let target = Tensor::from_u32(&self.gpu, &labels, &[shape[0], shape[2], shape[3]])?;
+        logits
+            .cross_entropy_checked(&Var::constant(target), None, IGNORE as i64, Reduction::Mean)
+            .map(Some)
+    }
+}
+
+/// Adds `weight * term` to `total`.
+fn accumulate(total: Option<Var>, term: &Var, weight: f32) -> Result<Option<Var>> {
+    let t = term.mul_scalar(weight)?;
+    Ok(Some(match total {
+        Some(s) => s.add(&t)?,
+        None => t,
+    }))
+}
+
+impl Method for TranslationCoding {
+    fn step(&mut self, sets: &TrainSets, step: usize, lr_factor: f64) -> Result<StepScalars> {
+        let target_set = sets.target.ok_or_else(|| {
+            Error::Usage("data.target: translation_coding needs the target's images".into())
+        })?;
+        let gpu = self.gpu.clone();
+        let seed = self.exp.seed;
+        self.clock.set(step as u64);
+        self.net.set_training(true);
+        self.disc.set_training(true);
+        let source = self.batch(sets.source, seed, step)?;
+        let labels: Vec<u32> = source.labels.iter().map(|&l| l as u32).collect();
+        check_targets(&labels, self.classes, IGNORE as i64)?;
+        let (b, size) = (labels.len() / source.size.pow(2), source.size);
+        let src = self.pass(&source.images)?;
+        let w = &self.w;
+        let zero = || zeros(&gpu, &[]);
+        let (mut ce, mut nce, mut adv, mut pseudo) = (zero()?, zero()?, zero()?, zero()?);
+        let mut loss = None;
+        if w.source > 0.0 {
+            let target = Tensor::from_u32(&gpu, &labels, &[b, size, size])?;
+            let l = src.logits.cross_entropy_checked(
+                &Var::constant(target),
+                None,
+                IGNORE as i64,
+                Reduction::Mean,
+            )?;
+            loss = accumulate(loss, &l, w.source)?;
+            ce = l.value();
+        }
+        let needs_target = w.nce > 0.0 || w.adv > 0.0 || w.pseudo > 0.0;
+        let tgt = if needs_target {
+            let batch = self.batch(target_set, seed ^ TARGET_SALT, step)?;
+            Some(self.pass(&batch.images)?)
+        } else {
+            None
+        };
+        if let (true, Some(t)) = (w.nce > 0.0, &tgt) {
+            let l = self.patch_nce(t, step)?;
+            loss = accumulate(loss, &l, w.nce)?;
+            nce = l.value();
+        }
+        let probs_t = tgt.as_ref().map(|t| t.logits.softmax(1)).transpose()?;
+        let adversarial = w.adv > 0.0;
+        if let (true, Some(p)) = (adversarial, &probs_t) {
+            let l = self.disc.forward(p)?.lsgan_loss(true)?;
+            loss = accumulate(loss, &l, w.adv)?;
+            adv = l.value();
+        }
+        if let (true, Some(t), Some(p)) = (w.pseudo > 0.0, &tgt, &probs_t) {
+            if let Some(l) = self.pseudo_loss(&t.logits, p)? {
+                loss = accumulate(loss, &l, w.pseudo)?;
+                pseudo = l.value();
+            }
+        }
+        let loss = loss.ok_or_else(|| Error::Usage("method: every loss weight is 0".into()))?;
+        self.optimizer.zero_grad();
+        self.disc_optimizer.zero_grad();
+        loss.backward()?;
+        self.optimizer
+            .step((self.exp.optim.lr * lr_factor) as f32)?;
+        let mut disc = zero()?;
+        if let (true, Some(p)) = (adversarial, &probs_t) {
+            // The discriminator tells source outputs (real) from target ones (fake).
+            let real = self.disc.forward(&src.logits.softmax(1)?.detach())?;
+            let fake = self.disc.forward(&p.detach())?;
+            let l = real
+                .lsgan_loss(true)?
+                .add(&fake.lsgan_loss(false)?)?
+                .mul_scalar(0.5)?;
+            self.disc_optimizer.zero_grad();
+            l.backward()?;
+            self.disc_optimizer
+                .step((self.disc_optim.lr * lr_factor) as f32)?;
+            disc = l.value();
+        }
+        Ok(vec![
+            ("loss", loss.value()),
+            ("loss_ce", ce),
+            ("loss_nce", nce),
+            ("loss_adv", adv),
+            ("loss_disc", disc),
+            ("loss_pseudo", pseudo),
+        ])
+    }
+
+    fn model(&self) -> &dyn Module {
+        &self.net
+    }
+
+    fn classifier(&self) -> Option<&dyn Module> {
+        Some(&self.net)
+    }
+
+    /// The backbone's features, upsampled to the input's size and normalised.
+    fn embed(&self, images: &Var) -> Result<Var> {
+        let s = images.shape();
+        self.net
+            .seg
+            .features(images)?
+            .interpolate(Some([s[2], s[3]]), None, InterpolateMode::Bilinear, false)?
+            .l2_normalize(1, 1e-12)
+    }
+
+    fn saliency_logits(&self, _images: &Var) -> Result<Var> {
+        Err(Error::Usage(
+            "translation_coding predicts classes, it has no saliency head".into(),
+        ))
+    }
+
+    fn extra_state(&self) -> Extra {
+        let mut extra = Extra::default();
+        save_module(&self.disc, "disc", &mut extra);
+        save_optimizer(&self.optimizer, "optim", &mut extra);
+        save_optimizer(&self.disc_optimizer, "optim_disc", &mut extra);
+        extra
+    }
+
+    fn load_extra_state(
+        &mut self,
+        tensors: &HashMap<String, Tensor>,
+        meta: &HashMap<String, String>,
+    ) -> Result<()> {
+        load_module(&self.disc, "disc", tensors)?;
+        load_optimizer(&mut self.optimizer, "optim", tensors, meta)?;
+        load_optimizer(&mut self.disc_optimizer, "optim_disc", tensors, meta)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::pseudo_labels;
+
+    #[test]
+    fn pseudo_labels_keep_confident_top_classes() {
+        // One image, 2 classes, 3 pixels: confident 1, unsure, confident 0.
+        let probs = [0.05, 0.5, 0.95, 0.95, 0.5, 0.05];
+        assert_eq!(pseudo_labels(&probs, 1, 2, 0.9), vec![1, 255, 0]);
+    }
+}
