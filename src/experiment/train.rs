@@ -14,11 +14,12 @@ use super::load;
 use super::progress::bar;
 use super::report::{self, Baseline, Report};
 use super::run_dir::{RunDir, CHECKPOINT, CONFIG};
-use crate::data::dataset::{self, Dataset};
+use crate::data::dataset::{self, class_names, Dataset};
 use crate::error::{Error, Result};
 use crate::gpu::adapter::AdapterChoice;
 use crate::gpu::Gpu;
 use crate::io;
+use crate::method::bidir_proto::BidirProto;
 use crate::method::maskcontrast::MaskContrast;
 use crate::method::pixel_contrast::PixelContrast;
 use crate::method::Method;
@@ -65,6 +66,26 @@ fn validate(exp: &Experiment) -> Result<()> {
             return bad("data.source.train", "must hold at least one batch");
         }
     }
+    if let Some(DataSource::Synthetic { train, .. }) = exp.data.target {
+        if train < exp.data.batch_size {
+            return bad("data.target.train", "must hold at least one batch");
+        }
+    }
+    if let Some(target) = &exp.data.target {
+        let (s, t) = (class_names(&exp.data.source), class_names(target));
+        if s != t {
+            return bad(
+                "data.target",
+                &format!("has classes {t:?}, the source {s:?}: the domains must share them"),
+            );
+        }
+    }
+    if matches!(exp.method, MethodCfg::BidirProto { .. }) && exp.data.target.is_none() {
+        return bad(
+            "data.target",
+            "missing: bidir_proto adapts to an unlabelled target domain (e.g. data.target: {kind: synthetic, style: b, ...})",
+        );
+    }
     Ok(())
 }
 
@@ -86,6 +107,7 @@ fn build_method(gpu: &Gpu, exp: &Experiment) -> Result<Box<dyn Method>> {
     match exp.method {
         MethodCfg::Maskcontrast { .. } => Ok(Box::new(MaskContrast::new(gpu, exp)?)),
         MethodCfg::PixelContrast { .. } => Ok(Box::new(PixelContrast::new(gpu, exp)?)),
+        MethodCfg::BidirProto { .. } => Ok(Box::new(BidirProto::new(gpu, exp)?)),
     }
 }
 
@@ -223,9 +245,19 @@ pub fn evaluate_run(dir: &Path) -> Result<serde_json::Value> {
     Ok(result)
 }
 
-/// The open datasets, reopened only when an arm's `data` section differs.
+/// The open datasets: the source's train split and the split a run is evaluated on
+/// (the target domain's val split when `data.target` is given, else the source's);
+/// reopened only when an arm's `data` section differs.
 #[derive(Default)]
 struct Data(Option<(String, (Dataset, Dataset))>);
+
+fn open_data(cfg: &DataCfg, tick: &mut dyn FnMut()) -> Result<(Dataset, Dataset)> {
+    let (train, val) = dataset::open(cfg, tick)?;
+    Ok(match dataset::open_target(cfg, tick)? {
+        Some((_, target_val)) => (train, target_val),
+        None => (train, val),
+    })
+}
 
 impl Data {
     fn open(&mut self, cfg: &DataCfg) -> Result<(&Dataset, &Dataset)> {
@@ -234,7 +266,7 @@ impl Data {
             Some(entry) if entry.0 == key => entry,
             _ => {
                 let gen = bar(0, "data");
-                let sets = dataset::open(cfg, &mut || gen.inc(1));
+                let sets = open_data(cfg, &mut || gen.inc(1));
                 gen.finish_and_clear();
                 (key, sets?)
             }
