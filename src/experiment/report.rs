@@ -34,6 +34,49 @@ pub struct Report {
     /// The experiment's baselines, trained with the same seed and budget.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub baselines: Vec<Baseline>,
+    /// Pseudo labels over training, at the logged steps of a method that makes them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pseudo_labels: Vec<PseudoLabels>,
+}
+
+/// The pseudo labels of one logged training step, scored against the hidden labels.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct PseudoLabels {
+    pub step: usize,
+    /// Fraction right among the kept pixels (`None` when none was kept).
+    pub accuracy: Option<f64>,
+    /// Fraction of the labelled pixels kept.
+    pub coverage: f64,
+}
+
+/// The `pl_accuracy` / `pl_coverage` training scalars of metrics.jsonl.
+fn pseudo_labels(records: &[Value]) -> Vec<PseudoLabels> {
+    records
+        .iter()
+        .filter(|r| r["kind"] == "train")
+        .filter_map(|r| {
+            Some(PseudoLabels {
+                step: r["step"].as_u64()? as usize,
+                accuracy: r["pl_accuracy"].as_f64(),
+                coverage: r["pl_coverage"].as_f64()?,
+            })
+        })
+        .collect()
+}
+
+fn pseudo_label_table(rows: &[PseudoLabels]) -> String {
+    let mut s = String::from(
+        "\n## Pseudo labels (target training batches, against their hidden labels)\n\n| step | accuracy of the kept (%) | kept (%) |\n|---|---|---|\n",
+    );
+    for p in rows {
+        s.push_str(&format!(
+            "| {} | {} | {} |\n",
+            p.step,
+            p.accuracy.map(pct).unwrap_or_else(|| "-".into()),
+            pct(p.coverage)
+        ));
+    }
+    s
 }
 
 /// One baseline of a run: its name, the overrides that make it, its report.
@@ -134,6 +177,9 @@ fn markdown(r: &Report) -> String {
         }
     } else {
         s.push_str(&comparison(r));
+    }
+    if !r.pseudo_labels.is_empty() {
+        s.push_str(&pseudo_label_table(&r.pseudo_labels));
     }
     s
 }
@@ -256,6 +302,7 @@ pub fn write(
         probe_random_init: first.and_then(probe),
         probe_trained: probe(last),
         baselines: Vec::new(),
+        pseudo_labels: pseudo_labels(&records),
     };
     save(&dir.path, &report)?;
     Ok(report)
@@ -284,6 +331,14 @@ pub fn print_summary(r: &Report) {
             .map(|q| format!(" (random init {})", pct(q.miou)))
             .unwrap_or_default();
         println!("linear probe    mIoU {}{before}", pct(p.miou));
+    }
+    if let Some(p) = r.pseudo_labels.last() {
+        println!(
+            "pseudo labels   {} % right of the {} % kept (step {})",
+            p.accuracy.map(pct).unwrap_or_else(|| "-".into()),
+            pct(p.coverage),
+            p.step
+        );
     }
     for b in &r.baselines {
         println!(
