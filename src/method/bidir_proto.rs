@@ -153,7 +153,7 @@ impl BidirProto {
             target_ce: check_weight("target_ce_weight", target_ce_weight)?,
             entropy: check_weight("entropy_weight", entropy_weight)?,
         };
-        if !(scale > 0.0) {
+        if scale.is_nan() || scale <= 0.0 {
             return Err(Error::Usage("method.scale: must be positive".into()));
         }
         if !(balance_fraction > 0.0 && balance_fraction <= 1.0) {
