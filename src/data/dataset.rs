@@ -67,12 +67,30 @@ fn coverage(saliency: &[u8]) -> f64 {
     saliency.iter().filter(|&&m| m != 0).count() as f64 / saliency.len().max(1) as f64
 }
 
-/// Opens the train and val splits; `tick` is called per generated or checked image.
-/// Training images whose saliency covers less or more than `saliency_range` are
-/// dropped (MaskContrast keeps 1%..99%); validation keeps everything.
+/// Opens the train and val splits of `data.source`; `tick` is called per generated
+/// or checked image. Training images whose saliency covers less or more than
+/// `saliency_range` are dropped (MaskContrast keeps 1%..99%); validation keeps
+/// everything.
 pub fn open(cfg: &DataCfg, tick: &mut dyn FnMut()) -> Result<(Dataset, Dataset)> {
-    let [lo, hi] = cfg.saliency_range;
-    match &cfg.source {
+    open_source(&cfg.source, cfg.saliency_range, tick)
+}
+
+/// Opens the train and val splits of `data.target` as [`open`] does the source's,
+/// or `None` without a target domain.
+pub fn open_target(cfg: &DataCfg, tick: &mut dyn FnMut()) -> Result<Option<(Dataset, Dataset)>> {
+    cfg.target
+        .as_ref()
+        .map(|t| open_source(t, cfg.saliency_range, tick))
+        .transpose()
+}
+
+fn open_source(
+    source: &DataSource,
+    saliency_range: [f64; 2],
+    tick: &mut dyn FnMut(),
+) -> Result<(Dataset, Dataset)> {
+    let [lo, hi] = saliency_range;
+    match source {
         DataSource::Synthetic {
             train,
             val,
@@ -89,7 +107,7 @@ pub fn open(cfg: &DataCfg, tick: &mut dyn FnMut()) -> Result<(Dataset, Dataset)>
                 max_objects: *max_objects,
                 texture_contrast: *texture_contrast as f32,
             };
-            let names = class_names(&cfg.source);
+            let names = class_names(source);
             let mut make = |range: std::ops::Range<usize>, filter: bool| {
                 let mut items = Vec::new();
                 for i in range {
@@ -153,7 +171,7 @@ pub fn open(cfg: &DataCfg, tick: &mut dyn FnMut()) -> Result<(Dataset, Dataset)>
                     format!("no training image has saliency in {lo}..{hi}"),
                 ));
             }
-            let names = class_names(&cfg.source);
+            let names = class_names(source);
             let all_val = (0..val.len()).collect();
             Ok((
                 Dataset {

@@ -40,6 +40,9 @@ pub struct Report {
     /// Scores are on the target domain's validation split (`data.target`).
     #[serde(default)]
     pub target_domain: bool,
+    /// Pseudo labels over training, at the logged steps of a method that makes them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pseudo_labels: Vec<PseudoLabels>,
 }
 
 /// The evaluation at the end of one stage.
@@ -93,6 +96,46 @@ fn stage_table(r: &Report) -> String {
             pct(st.eval.pixel_accuracy())
         ));
         before = Some(st.eval.miou());
+    }
+    s
+}
+
+/// The pseudo labels of one logged training step, scored against the hidden labels.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct PseudoLabels {
+    pub step: usize,
+    /// Fraction right among the kept pixels (`None` when none was kept).
+    pub accuracy: Option<f64>,
+    /// Fraction of the labelled pixels kept.
+    pub coverage: f64,
+}
+
+/// The `pl_accuracy` / `pl_coverage` training scalars of metrics.jsonl.
+fn pseudo_labels(records: &[Value]) -> Vec<PseudoLabels> {
+    records
+        .iter()
+        .filter(|r| r["kind"] == "train")
+        .filter_map(|r| {
+            Some(PseudoLabels {
+                step: r["step"].as_u64()? as usize,
+                accuracy: r["pl_accuracy"].as_f64(),
+                coverage: r["pl_coverage"].as_f64()?,
+            })
+        })
+        .collect()
+}
+
+fn pseudo_label_table(rows: &[PseudoLabels]) -> String {
+    let mut s = String::from(
+        "\n## Pseudo labels (target training batches, against their hidden labels)\n\n| step | accuracy of the kept (%) | kept (%) |\n|---|---|---|\n",
+    );
+    for p in rows {
+        s.push_str(&format!(
+            "| {} | {} | {} |\n",
+            p.step,
+            p.accuracy.map(pct).unwrap_or_else(|| "-".into()),
+            pct(p.coverage)
+        ));
     }
     s
 }
@@ -201,6 +244,9 @@ fn markdown(r: &Report) -> String {
         }
     } else {
         s.push_str(&comparison(r));
+    }
+    if !r.pseudo_labels.is_empty() {
+        s.push_str(&pseudo_label_table(&r.pseudo_labels));
     }
     s
 }
@@ -325,6 +371,7 @@ pub fn write(
         baselines: Vec::new(),
         stages: stage_scores(&records),
         target_domain: exp.data.target.is_some(),
+        pseudo_labels: pseudo_labels(&records),
     };
     save(&dir.path, &report)?;
     Ok(report)
@@ -356,6 +403,14 @@ pub fn print_summary(r: &Report) {
             .map(|q| format!(" (random init {})", pct(q.miou)))
             .unwrap_or_default();
         println!("linear probe    mIoU {}{before}", pct(p.miou));
+    }
+    if let Some(p) = r.pseudo_labels.last() {
+        println!(
+            "pseudo labels   {} % right of the {} % kept (step {})",
+            p.accuracy.map(pct).unwrap_or_else(|| "-".into()),
+            pct(p.coverage),
+            p.step
+        );
     }
     for b in &r.baselines {
         println!(

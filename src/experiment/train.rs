@@ -24,6 +24,7 @@ use crate::error::{Error, Result};
 use crate::gpu::adapter::AdapterChoice;
 use crate::gpu::Gpu;
 use crate::io;
+use crate::method::bidir_proto::BidirProto;
 use crate::method::maskcontrast::MaskContrast;
 use crate::method::pixel_contrast::PixelContrast;
 use crate::method::translation_coding::TranslationCoding;
@@ -82,10 +83,25 @@ fn validate(exp: &Experiment) -> Result<()> {
             return bad("data.source.train", "must hold at least one batch");
         }
     }
-    if let Some(t) = &exp.data.target {
-        if class_names(t) != class_names(&exp.data.source) {
-            return bad("data.target", "must have the source's classes");
+    if let Some(DataSource::Synthetic { train, .. }) = exp.data.target {
+        if train < exp.data.batch_size {
+            return bad("data.target.train", "must hold at least one batch");
         }
+    }
+    if let Some(target) = &exp.data.target {
+        let (s, t) = (class_names(&exp.data.source), class_names(target));
+        if s != t {
+            return bad(
+                "data.target",
+                &format!("has classes {t:?}, the source {s:?}: the domains must share them"),
+            );
+        }
+    }
+    if matches!(exp.method, MethodCfg::BidirProto { .. }) && exp.data.target.is_none() {
+        return bad(
+            "data.target",
+            "missing: bidir_proto adapts to an unlabelled target domain (e.g. data.target: {kind: synthetic, style: b, ...})",
+        );
     }
     let sets = exp.method.parameter_sets();
     for name in exp.optimizers.keys() {
@@ -139,6 +155,7 @@ fn build_method(gpu: &Gpu, exp: &Experiment) -> Result<Box<dyn Method>> {
         MethodCfg::Maskcontrast { .. } => Ok(Box::new(MaskContrast::new(gpu, exp)?)),
         MethodCfg::PixelContrast { .. } => Ok(Box::new(PixelContrast::new(gpu, exp)?)),
         MethodCfg::TranslationCoding { .. } => Ok(Box::new(TranslationCoding::new(gpu, exp)?)),
+        MethodCfg::BidirProto { .. } => Ok(Box::new(BidirProto::new(gpu, exp)?)),
     }
 }
 
@@ -364,17 +381,7 @@ impl Data {
                 let gen = bar(0, "data");
                 let mut tick = || gen.inc(1);
                 let (train, val) = dataset::open(cfg, &mut tick)?;
-                let target = match &cfg.target {
-                    Some(t) => {
-                        let target_cfg = DataCfg {
-                            source: t.clone(),
-                            target: None,
-                            ..cfg.clone()
-                        };
-                        Some(dataset::open(&target_cfg, &mut tick)?)
-                    }
-                    None => None,
-                };
+                let target = dataset::open_target(cfg, &mut tick)?;
                 gen.finish_and_clear();
                 (key, Sets { train, val, target })
             }

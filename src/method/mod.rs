@@ -1,6 +1,7 @@
 //! Training methods: what one optimisation step does, what is evaluated, and what a
 //! checkpoint must hold to resume exactly.
 
+pub mod bidir_proto;
 pub mod maskcontrast;
 mod params;
 pub mod pixel_contrast;

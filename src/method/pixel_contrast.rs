@@ -96,7 +96,13 @@ pub struct PixelContrast {
 
 /// Labels [B, S, S] taken to [B, h, w] as F.interpolate(mode='nearest') does for an
 /// integer factor: source pixel (y * S / h, x * S / w).
-fn nearest_labels(labels: &[u8], batch: usize, size: usize, h: usize, w: usize) -> Vec<u32> {
+pub(super) fn nearest_labels(
+    labels: &[u8],
+    batch: usize,
+    size: usize,
+    h: usize,
+    w: usize,
+) -> Vec<u32> {
     let mut out = Vec::with_capacity(batch * h * w);
     for b in 0..batch {
         for y in 0..h {

@@ -31,6 +31,23 @@ pub fn copy_into(dst: &Tensor, tensors: &HashMap<String, Tensor>, name: &str) ->
     dst.write(&src.to_vec()?)
 }
 
+/// Checkpoint tensor `name` in place of `dst`, whose shape and dtype it must have
+/// (for state of any dtype that the method owns outright, such as u32 flags).
+pub fn replace(dst: &mut Tensor, tensors: &HashMap<String, Tensor>, name: &str) -> Result<()> {
+    let src = tensor(tensors, name)?;
+    if src.shape() != dst.shape() || src.dtype() != dst.dtype() {
+        return Err(Error::Usage(format!(
+            "checkpoint tensor {name} is {} {:?}, expected {} {:?}",
+            src.dtype(),
+            src.shape(),
+            dst.dtype(),
+            dst.shape()
+        )));
+    }
+    *dst = src.clone();
+    Ok(())
+}
+
 /// The metadata number `key`.
 pub fn number(meta: &HashMap<String, String>, key: &str) -> Result<usize> {
     meta.get(key)

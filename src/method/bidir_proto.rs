@@ -1,0 +1,427 @@
+//! Bi-directional pixel-prototype contrast for domain adaptation (ECCV 2022;
+//! METHODS.md section 3). A labelled source domain and an unlabelled target domain
+//! (`data.target`) train one segmentation network; each step forwards a source and a
+//! target batch together (one batch-norm batch) and adds to the source cross-entropy:
+//! - target pixels against the source prototypes and source pixels against the
+//!   target prototypes, each the cross-entropy of s * cos(feature, prototype) against
+//!   the (pseudo) label, weighted `contrast_weight`;
+//! - `target_ce_weight` times the cross-entropy of the target logits on the pseudo
+//!   labels, and `entropy_weight` times their mean softmax entropy.
+//!
+//! Features are the backbone's output; labels are taken to its resolution by nearest
+//! sampling, and the target terms use the logits at that resolution. Prototypes are
+//! the per-class means of the detached features, kept as EMAs with the class-wise
+//! domain-bias calibration ([`DomainPrototypes`]). The target's pseudo labels are
+//! dynamic: every step, each target pixel takes its nearest calibrated source
+//! prototype (label transfer), kept where confident under class-balanced thresholds,
+//! before this step's batch enters the prototypes. The contrasts use the prototypes
+//! after this step's update, as constants; a class not yet seen in the other domain
+//! is left out of them.
+//!
+//! The target's labels never enter training: they only score the pseudo labels
+//! (`pl_accuracy` among the kept pixels, `pl_coverage` the fraction kept). For
+//! `warmup_iters` steps only the source is trained, its prototypes gathering. With
+//! every target weight 0 the method is source-only training: no target batch, the
+//! same initialisation, source batches and schedule.
+
+use std::collections::HashMap;
+
+use super::params::optimizer;
+use super::pixel_contrast::nearest_labels;
+use super::state::{load_optimizer, replace, save_optimizer, Extra};
+use super::{Method, StepScalars, TrainSets};
+use crate::autograd::Var;
+use crate::data::dataset::{class_names, Dataset};
+use crate::data::loader::{augmented, step_indices, Batch};
+use crate::data::voc::IGNORE;
+use crate::error::{Error, Result};
+use crate::experiment::config::{Experiment, MethodCfg};
+use crate::experiment::model::SegModel;
+use crate::gpu::Gpu;
+use crate::loss::{check_targets, Reduction};
+use crate::nn::builder::{Builder, StepClock};
+use crate::nn::module::Module;
+use crate::ops::elementwise::zeros;
+use crate::ops::interpolate::InterpolateMode;
+use crate::ops::layout::concat;
+use crate::optim::Optimizer;
+use crate::proto::label_transfer::{label_transfer, LabelTransfer};
+use crate::proto::prototypes::{class_prototypes, DomainPrototypes};
+use crate::tensor::Tensor;
+
+/// Salt of the target's batch order and augmentation, apart from the source's.
+const TARGET_SALT: u64 = 0x7a3f_9e21_c4d8_0b65;
+
+/// The loss weights, from `method`.
+struct Weights {
+    contrast: f32,
+    target_ce: f32,
+    entropy: f32,
+}
+
+impl Weights {
+    /// Whether any target term is on (else: source-only training).
+    fn adapts(&self) -> bool {
+        self.contrast > 0.0 || self.target_ce > 0.0 || self.entropy > 0.0
+    }
+}
+
+pub struct BidirProto {
+    exp: Experiment,
+    seg: SegModel,
+    gpu: Gpu,
+    clock: StepClock,
+    optimizer: Optimizer,
+    protos: DomainPrototypes,
+    weights: Weights,
+    transfer: LabelTransfer,
+    warmup_iters: usize,
+    classes: usize,
+}
+
+fn check_weight(key: &str, v: f64) -> Result<f32> {
+    if v.is_nan() || v < 0.0 {
+        return Err(Error::Usage(format!("method.{key}: must be 0 or more")));
+    }
+    Ok(v as f32)
+}
+
+fn check_unit(key: &str, v: f64) -> Result<f32> {
+    if !(0.0..=1.0).contains(&v) {
+        return Err(Error::Usage(format!("method.{key}: must be in [0, 1]")));
+    }
+    Ok(v as f32)
+}
+
+/// Labels at feature resolution as a u32 tensor, with those of classes `keep` is
+/// false for set to ignore.
+fn labels_tensor(gpu: &Gpu, labels: &[u32], keep: &[bool], shape: &[usize]) -> Result<Tensor> {
+    let masked: Vec<u32> = labels
+        .iter()
+        .map(|&l| match keep.get(l as usize) {
+            Some(true) => l,
+            _ => IGNORE as u32,
+        })
+        .collect();
+    Tensor::from_u32(gpu, &masked, shape)
+}
+
+/// Whether any label is a class rather than ignore.
+fn any_labelled(labels: &[u32]) -> bool {
+    labels.iter().any(|&l| l != IGNORE as u32)
+}
+
+/// Pseudo labels against the hidden labels: (accuracy among the kept pixels, or
+/// `None` when none is kept; fraction of labelled pixels kept).
+fn pseudo_label_scores(pseudo: &[u32], truth: &[u32]) -> (Option<f64>, f64) {
+    let ignore = IGNORE as u32;
+    let (mut labelled, mut kept, mut right) = (0usize, 0usize, 0usize);
+    for (&p, &t) in pseudo.iter().zip(truth) {
+        if t == ignore {
+            continue;
+        }
+        labelled += 1;
+        if p != ignore {
+            kept += 1;
+            right += usize::from(p == t);
+        }
+    }
+    let accuracy = (kept > 0).then(|| right as f64 / kept as f64);
+    (accuracy, kept as f64 / labelled.max(1) as f64)
+}
+
+impl BidirProto {
+    pub fn new(gpu: &Gpu, exp: &Experiment) -> Result<BidirProto> {
+        let MethodCfg::BidirProto {
+            contrast_weight,
+            scale,
+            target_ce_weight,
+            entropy_weight,
+            momentum,
+            calibration_momentum,
+            threshold,
+            balance_fraction,
+            warmup_iters,
+        } = exp.method
+        else {
+            return Err(Error::Usage("method.kind: bidir_proto expected".into()));
+        };
+        let weights = Weights {
+            contrast: check_weight("contrast_weight", contrast_weight)?,
+            target_ce: check_weight("target_ce_weight", target_ce_weight)?,
+            entropy: check_weight("entropy_weight", entropy_weight)?,
+        };
+        if scale.is_nan() || scale <= 0.0 {
+            return Err(Error::Usage("method.scale: must be positive".into()));
+        }
+        if !(balance_fraction > 0.0 && balance_fraction <= 1.0) {
+            return Err(Error::Usage(
+                "method.balance_fraction: must be in (0, 1]".into(),
+            ));
+        }
+        let momentum = check_unit("momentum", momentum)?;
+        let calibration_momentum = check_unit("calibration_momentum", calibration_momentum)?;
+        let transfer = LabelTransfer {
+            scale: scale as f32,
+            threshold: check_unit("threshold", threshold)?,
+            class_balanced: true,
+            balance_fraction,
+            ignore_index: IGNORE as u32,
+        };
+        let classes = class_names(&exp.data.source).len();
+        let mut b = Builder::new(gpu, exp.seed);
+        let seg = SegModel::build(&mut b, &exp.model, classes)?;
+        b.bn_freeze.set(exp.optim.freeze_bn);
+        let optimizer = optimizer(&seg, &exp.optim)?;
+        let protos = DomainPrototypes::new(
+            gpu,
+            classes,
+            seg.feature_channels(),
+            momentum,
+            calibration_momentum,
+        )?;
+        Ok(BidirProto {
+            exp: exp.clone(),
+            clock: b.clock.clone(),
+            gpu: gpu.clone(),
+            seg,
+            optimizer,
+            protos,
+            weights,
+            transfer,
+            warmup_iters,
+            classes,
+        })
+    }
+
+    /// The augmented batch of `step` from `data`, its order and augmentation drawn
+    /// from `seed`.
+    fn batch(&self, data: &Dataset, seed: u64, step: usize) -> Result<Batch> {
+        let d = &self.exp.data;
+        let idx = step_indices(data.len(), d.batch_size, seed, step);
+        augmented(
+            &self.gpu,
+            data,
+            &idx,
+            &self.exp.augment,
+            d.image_size,
+            seed,
+            step,
+        )
+    }
+
+    /// The target terms of one step for the target half of the features and logits
+    /// (`ft`, `lt`) and the source half of the features `fs` with labels `ys`, all at
+    /// feature resolution. Updates the prototypes; returns the weighted loss and the
+    /// scalars to log.
+    fn target_terms(
+        &mut self,
+        fs: &Var,
+        ys: &[u32],
+        ft: &Var,
+        lt: &Var,
+        truth: &[u32],
+    ) -> Result<(Var, StepScalars)> {
+        let gpu = self.gpu.clone();
+        let shape = {
+            let s = ft.shape();
+            [s[0], s[2], s[3]]
+        };
+        let pseudo = label_transfer(&ft.value(), &self.protos.calibrated()?, &self.transfer)?;
+        let pseudo = labels_tensor(
+            &gpu,
+            &pseudo.to_vec_u32()?,
+            &self.protos.source.seen()?,
+            &shape,
+        )?;
+        let pseudo_host = pseudo.to_vec_u32()?;
+        let ys_t = Tensor::from_u32(&gpu, ys, &shape)?;
+        let (ps, ns) = class_prototypes(&fs.value(), &ys_t, self.classes, IGNORE as u32)?;
+        let (pt, nt) = class_prototypes(&ft.value(), &pseudo, self.classes, IGNORE as u32)?;
+        self.protos.update(&ps, &ns, &pt, &nt)?;
+        let scale = self.transfer.scale;
+        let ignore = IGNORE as u32;
+        let w = &self.weights;
+        let zero = || zeros(&gpu, &[]);
+        let (mut t2s, mut s2t, mut tce, mut ent) = (zero()?, zero()?, zero()?, zero()?);
+        let mut loss = Var::constant(zero()?);
+        if any_labelled(&pseudo_host) {
+            if w.contrast > 0.0 {
+                let source = Var::constant(self.protos.source.protos.clone());
+                let c = ft.proto_contrast(&source, &pseudo, scale, ignore)?;
+                loss = loss.add(&c.mul_scalar(w.contrast)?)?;
+                t2s = c.value();
+            }
+            if w.target_ce > 0.0 {
+                let c = lt.cross_entropy_checked(
+                    &Var::constant(pseudo.clone()),
+                    None,
+                    IGNORE as i64,
+                    Reduction::Mean,
+                )?;
+                loss = loss.add(&c.mul_scalar(w.target_ce)?)?;
+                tce = c.value();
+            }
+        }
+        if w.contrast > 0.0 {
+            let ys_seen = labels_tensor(&gpu, ys, &self.protos.target.seen()?, &shape)?;
+            if any_labelled(&ys_seen.to_vec_u32()?) {
+                let target = Var::constant(self.protos.target.protos.clone());
+                let c = fs.proto_contrast(&target, &ys_seen, scale, ignore)?;
+                loss = loss.add(&c.mul_scalar(w.contrast)?)?;
+                s2t = c.value();
+            }
+        }
+        if w.entropy > 0.0 {
+            let e = lt.entropy()?;
+            loss = loss.add(&e.mul_scalar(w.entropy)?)?;
+            ent = e.value();
+        }
+        let (accuracy, coverage) = pseudo_label_scores(&pseudo_host, truth);
+        let mut scalars = vec![
+            ("loss_t2s", t2s),
+            ("loss_s2t", s2t),
+            ("loss_target_ce", tce),
+            ("loss_entropy", ent),
+            (
+                "pl_coverage",
+                Tensor::from_slice(&gpu, &[coverage as f32], &[])?,
+            ),
+        ];
+        if let Some(a) = accuracy {
+            scalars.push(("pl_accuracy", Tensor::from_slice(&gpu, &[a as f32], &[])?));
+        }
+        Ok((loss, scalars))
+    }
+}
+
+fn upsample(low: &Var, size: usize) -> Result<Var> {
+    low.interpolate(Some([size, size]), None, InterpolateMode::Bilinear, false)
+}
+
+impl Method for BidirProto {
+    fn step(&mut self, sets: &TrainSets, step: usize, lr_factor: f64) -> Result<StepScalars> {
+        let gpu = self.gpu.clone();
+        let (seed, size) = (self.exp.seed, self.exp.data.image_size);
+        let src = self.batch(sets.source, seed, step)?;
+        let b = src.labels.len() / (size * size);
+        let labels: Vec<u32> = src.labels.iter().map(|&l| l as u32).collect();
+        check_targets(&labels, self.classes, IGNORE as i64)?;
+        let target_on = self.weights.adapts() && step >= self.warmup_iters;
+        let tgt = match (target_on, sets.target) {
+            (false, _) => None,
+            (true, Some(target)) => Some(self.batch(target, seed ^ TARGET_SALT, step)?),
+            (true, None) => {
+                return Err(Error::Usage(
+                    "data.target: missing; bidir_proto needs a target domain".into(),
+                ))
+            }
+        };
+        self.clock.set(step as u64);
+        self.seg.set_training(true);
+        let images = match &tgt {
+            Some(t) => concat(&[src.images.clone(), t.images.clone()], 0)?,
+            None => src.images.clone(),
+        };
+        let features = self.seg.features(&Var::constant(images))?;
+        let low = self.seg.head.forward(&features)?;
+        let fs = features.slice(0, 0, b as i64, 1)?;
+        let ls = low.slice(0, 0, b as i64, 1)?;
+        let (h, w) = (fs.shape()[2], fs.shape()[3]);
+        let ys = nearest_labels(&src.labels, b, size, h, w);
+        let target = Var::constant(Tensor::from_u32(&gpu, &labels, &[b, size, size])?);
+        let ce = upsample(&ls, size)?.cross_entropy_checked(
+            &target,
+            None,
+            IGNORE as i64,
+            Reduction::Mean,
+        )?;
+        let mut loss = ce.clone();
+        let mut scalars = Vec::new();
+        if let Some(t) = &tgt {
+            let ft = features.slice(0, b as i64, 2 * b as i64, 1)?;
+            let lt = low.slice(0, b as i64, 2 * b as i64, 1)?;
+            let truth = nearest_labels(&t.labels, b, size, h, w);
+            let (extra, s) = self.target_terms(&fs, &ys, &ft, &lt, &truth)?;
+            loss = loss.add(&extra)?;
+            scalars = s;
+        } else if self.weights.adapts() {
+            // Warm-up: the source prototypes gather for the first pseudo labels.
+            let ys_t = Tensor::from_u32(&gpu, &ys, &[b, h, w])?;
+            let (ps, ns) = class_prototypes(&fs.value(), &ys_t, self.classes, IGNORE as u32)?;
+            self.protos.source.update(&ps, &ns)?;
+        }
+        self.optimizer.zero_grad();
+        loss.backward()?;
+        self.optimizer
+            .step((self.exp.optim.lr * lr_factor) as f32)?;
+        let mut out = vec![("loss", loss.value()), ("loss_ce", ce.value())];
+        out.extend(scalars);
+        Ok(out)
+    }
+
+    fn model(&self) -> &dyn Module {
+        &self.seg
+    }
+
+    fn classifier(&self) -> Option<&dyn Module> {
+        Some(&self.seg)
+    }
+
+    /// The backbone's features (what the prototypes are made of), upsampled to the
+    /// input's size and normalised.
+    fn embed(&self, images: &Var) -> Result<Var> {
+        let s = images.shape()[2];
+        upsample(&self.seg.features(images)?, s)?.l2_normalize(1, 1e-12)
+    }
+
+    fn saliency_logits(&self, _images: &Var) -> Result<Var> {
+        Err(Error::Usage(
+            "bidir_proto predicts classes, it has no saliency head".into(),
+        ))
+    }
+
+    fn extra_state(&self) -> Extra {
+        let mut extra = Extra::default();
+        let p = &self.protos;
+        for (name, t) in [
+            ("protos.source", &p.source.protos),
+            ("protos.source_seen", &p.source.initialised),
+            ("protos.target", &p.target.protos),
+            ("protos.target_seen", &p.target.initialised),
+            ("protos.bias", &p.bias),
+        ] {
+            extra.0.push((name.to_string(), t.clone()));
+        }
+        save_optimizer(&self.optimizer, "optim", &mut extra);
+        extra
+    }
+
+    fn load_extra_state(
+        &mut self,
+        tensors: &HashMap<String, Tensor>,
+        meta: &HashMap<String, String>,
+    ) -> Result<()> {
+        let p = &mut self.protos;
+        replace(&mut p.source.protos, tensors, "protos.source")?;
+        replace(&mut p.source.initialised, tensors, "protos.source_seen")?;
+        replace(&mut p.target.protos, tensors, "protos.target")?;
+        replace(&mut p.target.initialised, tensors, "protos.target_seen")?;
+        replace(&mut p.bias, tensors, "protos.bias")?;
+        load_optimizer(&mut self.optimizer, "optim", tensors, meta)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::pseudo_label_scores;
+
+    #[test]
+    fn pseudo_label_scores_count_kept_labelled_pixels() {
+        // Truth: 0, 1, ignore, 1; pseudo: 0 (right), 2 (wrong), 1 (unlabelled), ignore.
+        let (acc, cov) = pseudo_label_scores(&[0, 2, 1, 255], &[0, 1, 255, 1]);
+        assert_eq!(acc, Some(0.5));
+        assert!((cov - 2.0 / 3.0).abs() < 1e-12);
+        assert_eq!(pseudo_label_scores(&[255], &[0]), (None, 0.0));
+    }
+}
