@@ -78,6 +78,9 @@ fn view(
         .unwrap_or_else(|| vec![0; (w * h) as usize]);
     let has_salient = sal.iter().any(|&s| s != 0);
     let mut geometry = Geometry::random(rng, w, h, aug);
+    if aug.crop_around_salient && has_salient {
+        centre_on_random_salient(&mut geometry, &sal, w, h, rng);
+    }
     for _ in 0..10 {
         if !has_salient
             || geometry
@@ -105,6 +108,16 @@ fn view(
         geometry.apply_labels(&sal, w, size, 0),
         geometry.apply_labels(&item.label, w, size, IGNORE),
     )
+}
+
+/// Moves a crop so that its centre is a random salient pixel, as far as the image
+/// allows: views of one image then agree on what the object is, not on where.
+fn centre_on_random_salient(g: &mut Geometry, sal: &[u8], w: u32, h: u32, rng: &mut StdRng) {
+    let salient: Vec<usize> = (0..sal.len()).filter(|&i| sal[i] != 0).collect();
+    let pick = salient[rng.random_range(0..salient.len())] as u32;
+    let (px, py) = (pick % w, pick / w);
+    g.x = px.saturating_sub(g.w / 2).min(w - g.w);
+    g.y = py.saturating_sub(g.h / 2).min(h - g.h);
 }
 
 /// Two independently augmented views (query, key) of every image of a step.
@@ -177,6 +190,24 @@ pub fn step_rng(seed: u64, step: usize, salt: u64) -> StdRng {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn crops_centred_on_a_salient_pixel_stay_inside_the_image() {
+        let (w, h) = (40u32, 30u32);
+        let mut rng = StdRng::seed_from_u64(5);
+        for (px, py) in [(20u32, 15u32), (1, 1), (39, 29), (10, 25)] {
+            let mut sal = vec![0u8; (w * h) as usize];
+            sal[(py * w + px) as usize] = 1;
+            let mut g = Geometry::full(w, h);
+            (g.w, g.h) = (12, 10);
+            centre_on_random_salient(&mut g, &sal, w, h, &mut rng);
+            assert!(g.x + g.w <= w && g.y + g.h <= h, "{g:?}");
+            assert!((g.x..g.x + g.w).contains(&px) && (g.y..g.y + g.h).contains(&py));
+            if (6..=34).contains(&px) && (5..=25).contains(&py) {
+                assert_eq!((g.x + g.w / 2, g.y + g.h / 2), (px, py));
+            }
+        }
+    }
 
     #[test]
     fn step_indices_cover_each_epoch_once_and_are_reproducible() {

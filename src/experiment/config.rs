@@ -134,6 +134,10 @@ pub struct AugmentCfg {
     /// RandomResizedCrop area fraction range.
     #[serde(default = "default_crop_scale")]
     pub crop_scale: [f64; 2],
+    /// Centre each random crop on a random salient pixel (as far as the image allows),
+    /// so that the views of an image do not agree on where its object is.
+    #[serde(default)]
+    pub crop_around_salient: bool,
     /// Probability of a horizontal flip.
     #[serde(default = "half")]
     pub hflip: f64,
@@ -165,6 +169,7 @@ impl Default for AugmentCfg {
     fn default() -> Self {
         AugmentCfg {
             crop_scale: default_crop_scale(),
+            crop_around_salient: false,
             hflip: half(),
             rotation: 0.0,
             color_jitter: ColorJitterCfg::default(),
