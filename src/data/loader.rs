@@ -11,7 +11,7 @@ use super::augment::{blur, normalise_into, photometric, Geometry};
 use super::dataset::Dataset;
 use super::voc::{Item, IGNORE};
 use crate::error::Result;
-use crate::experiment::config::AugmentCfg;
+use crate::experiment::config::{AugmentCfg, DataCfg};
 use crate::gpu::Gpu;
 use crate::tensor::Tensor;
 
@@ -138,6 +138,20 @@ pub fn contrastive_views(
         k.push(view(&item, aug, size as u32, &mut rng));
     }
     Ok((upload(gpu, q, size)?, upload(gpu, k, size)?))
+}
+
+/// The augmented batch of training step `step` from `data` (supervised methods): its
+/// images and their augmentation drawn from `seed`.
+pub fn augmented_step(
+    gpu: &Gpu,
+    data: &Dataset,
+    cfg: &DataCfg,
+    aug: &AugmentCfg,
+    seed: u64,
+    step: usize,
+) -> Result<Batch> {
+    let idx = step_indices(data.len(), cfg.batch_size, seed, step);
+    augmented(gpu, data, &idx, aug, cfg.image_size, seed, step)
 }
 
 /// One augmented view per image (supervised methods).

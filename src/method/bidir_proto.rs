@@ -31,8 +31,8 @@ use super::pixel_contrast::nearest_labels;
 use super::state::{load_optimizer, replace, save_optimizer, Extra};
 use super::{Method, StepScalars, TrainSets};
 use crate::autograd::Var;
-use crate::data::dataset::{class_names, Dataset};
-use crate::data::loader::{augmented, step_indices, Batch};
+use crate::data::dataset::class_names;
+use crate::data::loader::augmented_step;
 use crate::data::voc::IGNORE;
 use crate::error::{Error, Result};
 use crate::experiment::config::{Experiment, MethodCfg};
@@ -93,17 +93,15 @@ fn check_unit(key: &str, v: f64) -> Result<f32> {
     Ok(v as f32)
 }
 
-/// Labels at feature resolution as a u32 tensor, with those of classes `keep` is
-/// false for set to ignore.
-fn labels_tensor(gpu: &Gpu, labels: &[u32], keep: &[bool], shape: &[usize]) -> Result<Tensor> {
-    let masked: Vec<u32> = labels
+/// `labels` with those of classes `keep` is false for (no prototype yet) set to ignore.
+fn keep_seen(labels: &[u32], keep: &[bool]) -> Vec<u32> {
+    labels
         .iter()
         .map(|&l| match keep.get(l as usize) {
             Some(true) => l,
             _ => IGNORE as u32,
         })
-        .collect();
-    Tensor::from_u32(gpu, &masked, shape)
+        .collect()
 }
 
 /// Whether any label is a class rather than ignore.
@@ -194,22 +192,6 @@ impl BidirProto {
         })
     }
 
-    /// The augmented batch of `step` from `data`, its order and augmentation drawn
-    /// from `seed`.
-    fn batch(&self, data: &Dataset, seed: u64, step: usize) -> Result<Batch> {
-        let d = &self.exp.data;
-        let idx = step_indices(data.len(), d.batch_size, seed, step);
-        augmented(
-            &self.gpu,
-            data,
-            &idx,
-            &self.exp.augment,
-            d.image_size,
-            seed,
-            step,
-        )
-    }
-
     /// The target terms of one step for the target half of the features and logits
     /// (`ft`, `lt`) and the source half of the features `fs` with labels `ys`, all at
     /// feature resolution. Updates the prototypes; returns the weighted loss and the
@@ -228,13 +210,9 @@ impl BidirProto {
             [s[0], s[2], s[3]]
         };
         let pseudo = label_transfer(&ft.value(), &self.protos.calibrated()?, &self.transfer)?;
-        let pseudo = labels_tensor(
-            &gpu,
-            &pseudo.to_vec_u32()?,
-            &self.protos.source.seen()?,
-            &shape,
-        )?;
-        let pseudo_host = pseudo.to_vec_u32()?;
+        // Masked on the host, where label transfer's result is read once anyway.
+        let pseudo_host = keep_seen(&pseudo.to_vec_u32()?, &self.protos.source.seen()?);
+        let pseudo = Tensor::from_u32(&gpu, &pseudo_host, &shape)?;
         let ys_t = Tensor::from_u32(&gpu, ys, &shape)?;
         let (ps, ns) = class_prototypes(&fs.value(), &ys_t, self.classes, IGNORE as u32)?;
         let (pt, nt) = class_prototypes(&ft.value(), &pseudo, self.classes, IGNORE as u32)?;
@@ -264,8 +242,9 @@ impl BidirProto {
             }
         }
         if w.contrast > 0.0 {
-            let ys_seen = labels_tensor(&gpu, ys, &self.protos.target.seen()?, &shape)?;
-            if any_labelled(&ys_seen.to_vec_u32()?) {
+            let ys_kept = keep_seen(ys, &self.protos.target.seen()?);
+            if any_labelled(&ys_kept) {
+                let ys_seen = Tensor::from_u32(&gpu, &ys_kept, &shape)?;
                 let target = Var::constant(self.protos.target.protos.clone());
                 let c = fs.proto_contrast(&target, &ys_seen, scale, ignore)?;
                 loss = loss.add(&c.mul_scalar(w.contrast)?)?;
@@ -303,14 +282,28 @@ impl Method for BidirProto {
     fn step(&mut self, sets: &TrainSets, step: usize, lr_factor: f64) -> Result<StepScalars> {
         let gpu = self.gpu.clone();
         let (seed, size) = (self.exp.seed, self.exp.data.image_size);
-        let src = self.batch(sets.source, seed, step)?;
+        let src = augmented_step(
+            &self.gpu,
+            sets.source,
+            &self.exp.data,
+            &self.exp.augment,
+            seed,
+            step,
+        )?;
         let b = src.labels.len() / (size * size);
         let labels: Vec<u32> = src.labels.iter().map(|&l| l as u32).collect();
         check_targets(&labels, self.classes, IGNORE as i64)?;
         let target_on = self.weights.adapts() && step >= self.warmup_iters;
         let tgt = match (target_on, sets.target) {
             (false, _) => None,
-            (true, Some(target)) => Some(self.batch(target, seed ^ TARGET_SALT, step)?),
+            (true, Some(target)) => Some(augmented_step(
+                &self.gpu,
+                target,
+                &self.exp.data,
+                &self.exp.augment,
+                seed ^ TARGET_SALT,
+                step,
+            )?),
             (true, None) => {
                 return Err(Error::Usage(
                     "data.target: missing; bidir_proto needs a target domain".into(),

@@ -26,7 +26,7 @@ use super::state::{load_optimizer, save_optimizer, Extra};
 use super::{Method, StepScalars, TrainSets};
 use crate::autograd::Var;
 use crate::data::dataset::class_names;
-use crate::data::loader::{augmented, step_indices, step_rng};
+use crate::data::loader::{augmented_step, step_rng};
 use crate::data::voc::IGNORE;
 use crate::error::{Error, Result};
 use crate::eval::supervised::argmax_channels;
@@ -242,17 +242,8 @@ impl Method for PixelContrast {
         let gpu = self.gpu.clone();
         let data = &self.exp.data;
         let size = data.image_size;
-        let idx = step_indices(train.len(), data.batch_size, self.exp.seed, step);
-        let batch = augmented(
-            &gpu,
-            train,
-            &idx,
-            &self.exp.augment,
-            size,
-            self.exp.seed,
-            step,
-        )?;
-        let b = idx.len();
+        let batch = augmented_step(&gpu, train, data, &self.exp.augment, self.exp.seed, step)?;
+        let b = data.batch_size;
         let labels: Vec<u32> = batch.labels.iter().map(|&l| l as u32).collect();
         check_targets(&labels, self.classes, IGNORE as i64)?;
         let target = Var::constant(Tensor::from_u32(&gpu, &labels, &[b, size, size])?);

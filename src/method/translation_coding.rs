@@ -29,8 +29,8 @@ use super::params::optimizer;
 use super::state::{load_module, load_optimizer, save_module, save_optimizer, Extra};
 use super::{Method, StepScalars, TrainSets};
 use crate::autograd::Var;
-use crate::data::dataset::{class_names, Dataset};
-use crate::data::loader::{augmented, step_indices, step_rng, Batch};
+use crate::data::dataset::class_names;
+use crate::data::loader::{augmented_step, step_rng};
 use crate::data::voc::IGNORE;
 use crate::error::{Error, Result};
 use crate::experiment::config::{Experiment, MethodCfg, OptimCfg};
@@ -221,22 +221,6 @@ impl TranslationCoding {
         })
     }
 
-    /// The augmented batch of `step` from `data`, its order and augmentation seeded
-    /// by `seed`.
-    fn batch(&self, data: &Dataset, seed: u64, step: usize) -> Result<Batch> {
-        let d = &self.exp.data;
-        let idx = step_indices(data.len(), d.batch_size, seed, step);
-        augmented(
-            &self.gpu,
-            data,
-            &idx,
-            &self.exp.augment,
-            d.image_size,
-            seed,
-            step,
-        )
-    }
-
     fn pass(&self, images: &Tensor) -> Result<Pass> {
         let x = Var::constant(images.clone());
         let features = self.net.seg.features(&x)?;
@@ -319,7 +303,14 @@ impl Method for TranslationCoding {
         self.clock.set(step as u64);
         self.net.set_training(true);
         self.disc.set_training(true);
-        let source = self.batch(sets.source, seed, step)?;
+        let source = augmented_step(
+            &self.gpu,
+            sets.source,
+            &self.exp.data,
+            &self.exp.augment,
+            seed,
+            step,
+        )?;
         let labels: Vec<u32> = source.labels.iter().map(|&l| l as u32).collect();
         check_targets(&labels, self.classes, IGNORE as i64)?;
         let (b, size) = (labels.len() / source.size.pow(2), source.size);
@@ -341,7 +332,14 @@ impl Method for TranslationCoding {
         }
         let needs_target = w.nce > 0.0 || w.adv > 0.0 || w.pseudo > 0.0;
         let tgt = if needs_target {
-            let batch = self.batch(target_set, seed ^ TARGET_SALT, step)?;
+            let batch = augmented_step(
+                &self.gpu,
+                target_set,
+                &self.exp.data,
+                &self.exp.augment,
+                seed ^ TARGET_SALT,
+                step,
+            )?;
             Some(self.pass(&batch.images)?)
         } else {
             None
