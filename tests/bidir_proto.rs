@@ -7,7 +7,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{records, run, scratch, stderr, stdout, train_args};
+use common::{records, run, scratch, stderr, stdout, stop_then_resume, train_args};
 
 /// The experiment shrunk to seconds: 32-px images (4x4 features), a thin network,
 /// 4 steps of which the last 3 adapt. The target has 20 training images, the source
@@ -113,11 +113,7 @@ fn resume_continues_whichever_arm_is_unfinished() {
     // checkpoint), then inside the baseline (step 6 = its step 2).
     for stop in ["2", "6"] {
         let split = scratch(&format!("bp_split_{stop}"));
-        let o = run(&tiny(&split, &["--stop-at", stop]));
-        assert!(o.status.success(), "{}", stderr(&o));
-        let dir = only_run_dir(&split);
-        let o = common::wgseg(&["train", "--resume", dir.to_str().unwrap()], &[]);
-        assert!(o.status.success(), "{}", stderr(&o));
+        let dir = stop_then_resume(&split, "bidir_proto", &tiny(&split, &["--stop-at", stop]));
         assert_eq!(both_arms(&dir), want, "stopped at {stop}");
     }
 }

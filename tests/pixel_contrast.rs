@@ -6,7 +6,9 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{infer_test_images, records, run, scratch, stderr, stdout, train_args, wgseg};
+use common::{
+    infer_test_images, records, run, scratch, stderr, stdout, stop_then_resume, train_args, wgseg,
+};
 
 /// The experiment shrunk to seconds: 32-px images (4x4 features), a thin network,
 /// 4 steps of which the last 3 use the contrast.
@@ -111,12 +113,11 @@ fn resume_continues_whichever_arm_is_unfinished() {
     // step 2): each resume continues to the same metrics as the uninterrupted run.
     for stop in ["2", "6"] {
         let split = scratch(&format!("pc_split_{stop}"));
-        let o = run(&tiny(&split, &["--stop-at", stop]));
-        assert!(o.status.success(), "{}", stderr(&o));
-        assert!(stdout(&o).contains("--resume"), "{}", stdout(&o));
-        let dir = only_run_dir(&split);
-        let o = wgseg(&["train", "--resume", dir.to_str().unwrap()], &[]);
-        assert!(o.status.success(), "{}", stderr(&o));
+        let dir = stop_then_resume(
+            &split,
+            "pixel_contrast",
+            &tiny(&split, &["--stop-at", stop]),
+        );
         assert_eq!(both_arms(&dir), want, "stopped at {stop}");
     }
 }

@@ -78,6 +78,18 @@ pub fn only_run_dir(out: &Path, name: &str) -> PathBuf {
     runs[0].clone()
 }
 
+/// Runs `args` (which stop early with `--stop-at`) into `out`, then resumes the run
+/// folder it left under `out/name`; returns that folder.
+pub fn stop_then_resume(out: &Path, name: &str, args: &[String]) -> PathBuf {
+    let o = run(args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("--resume"), "{}", stdout(&o));
+    let dir = only_run_dir(out, name);
+    let o = wgseg(&["train", "--resume", dir.to_str().unwrap()], &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    dir
+}
+
 /// A run's metrics.jsonl records without the wall-clock field step_ms.
 pub fn records(dir: &Path) -> Vec<serde_json::Value> {
     std::fs::read_to_string(dir.join("metrics.jsonl"))
