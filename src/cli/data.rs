@@ -34,6 +34,10 @@ enum DataAction {
         /// Texture strength: 1 bold, towards 0 nearly flat.
         #[arg(long, default_value_t = 1.0)]
         texture_contrast: f32,
+        /// Each class draws its texture from its own pattern family (circle stripes,
+        /// square checkerboard, triangle dots, cross noise); colour stays random.
+        #[arg(long)]
+        class_textures: bool,
         /// a (saturated, clean) or b (muted, noisy, blurred: the other domain).
         #[arg(long, default_value = "a")]
         style: String,
@@ -50,6 +54,7 @@ pub fn run(a: DataCli) -> Result<ExitCode> {
         size,
         max_objects,
         texture_contrast,
+        class_textures,
         style,
         seed,
     } = a.action;
@@ -73,6 +78,7 @@ pub fn run(a: DataCli) -> Result<ExitCode> {
         seed,
         max_objects,
         texture_contrast,
+        class_textures,
     };
     let pb = bar((train + val) as u64, "synth");
     write_synthetic(&out, &spec, train, val, &mut || pb.inc(1))?;

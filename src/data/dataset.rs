@@ -97,6 +97,7 @@ fn open_source(
             size,
             max_objects,
             texture_contrast,
+            class_textures,
             style,
             seed,
         } => {
@@ -106,6 +107,7 @@ fn open_source(
                 seed: *seed,
                 max_objects: *max_objects,
                 texture_contrast: *texture_contrast as f32,
+                class_textures: *class_textures,
             };
             let names = class_names(source);
             let mut make = |range: std::ops::Range<usize>, filter: bool| {

@@ -81,6 +81,7 @@ mod tests {
             seed: 9,
             max_objects: 2,
             texture_contrast: 1.0,
+            class_textures: true,
         };
         write_synthetic(&root, &spec, 3, 2, &mut || {}).unwrap();
         let train = VocDataset::open(&root, "train", Some(SALIENCY_DIR)).unwrap();

@@ -1,9 +1,11 @@
 //! The built-in dataset: textured shapes on textured backgrounds, generated
 //! deterministically from a seed. The class of an object is its shape (circle,
-//! square, triangle, cross); its colour and texture are drawn independently of the
-//! class, so colour clustering cannot solve the task. Each sample carries class
-//! labels and a saliency mask (the union of objects). Style B changes palette,
-//! texture family, noise and blur: the target domain for domain adaptation.
+//! square, triangle, cross); its colour is drawn independently of the class, so
+//! colour clustering cannot solve the task. Its texture is independent of the class
+//! too, unless `class_textures` gives each class its own pattern family (as real
+//! classes differ by texture as well as outline: fur, metal, foliage). Each sample
+//! carries class labels and a saliency mask (the union of objects). Style B changes
+//! palette, texture family, noise and blur: the target domain for domain adaptation.
 
 use image::{Rgb, RgbImage};
 
@@ -35,6 +37,10 @@ pub struct SynthSpec {
     /// Strength of the textures' light/dark variation: 1 for bold patterns, towards 0
     /// for nearly flat regions (shape boundaries then dominate what is visible).
     pub texture_contrast: f32,
+    /// Each class draws its object texture from its own pattern family (circle
+    /// stripes, square checkerboard, triangle dots, cross noise); frequency, angle,
+    /// phase and colour stay random. Off: every object draws its pattern at random.
+    pub class_textures: bool,
 }
 
 /// One generated image with its labels.
@@ -52,6 +58,18 @@ enum Pattern {
     Checker,
     Dots,
     Noise,
+}
+
+impl Pattern {
+    /// The family of `class` when textures follow the class.
+    fn of_class(class: u8) -> Pattern {
+        match class {
+            1 => Pattern::Stripes,
+            2 => Pattern::Checker,
+            3 => Pattern::Dots,
+            _ => Pattern::Noise,
+        }
+    }
 }
 
 #[derive(Clone, Copy)]
@@ -80,13 +98,17 @@ fn colour(rng: &mut StdRng, style: Style) -> [f32; 3] {
     }
 }
 
-fn texture(rng: &mut StdRng, style: Style, contrast: f32) -> Texture {
-    let pattern = match (style, rng.random_bool(0.5)) {
+/// A random texture of the style; `pattern` fixes its family (class textures).
+fn texture(rng: &mut StdRng, style: Style, contrast: f32, pattern: Option<Pattern>) -> Texture {
+    // Drawn even when the family is fixed, so that the images with and without class
+    // textures differ only in their object textures (same colours, shapes, places).
+    let coin = rng.random_bool(0.5);
+    let pattern = pattern.unwrap_or(match (style, coin) {
         (Style::A, true) => Pattern::Stripes,
         (Style::A, false) => Pattern::Checker,
         (Style::B, true) => Pattern::Dots,
         (Style::B, false) => Pattern::Noise,
-    };
+    });
     let a = colour(rng, style);
     // The second colour is a shade of the first: texture varies brightness, not hue.
     let shade = 1.0 - contrast.clamp(0.0, 1.0) * rng.random_range(0.2..0.55);
@@ -212,18 +234,20 @@ pub fn generate(spec: &SynthSpec, index: u64) -> Sample {
     );
     let n = spec.size;
     let sz = n as f32;
-    let background = texture(&mut rng, spec.style, spec.texture_contrast);
+    let background = texture(&mut rng, spec.style, spec.texture_contrast, None);
     let count = rng.random_range(1..=spec.max_objects.max(1));
     let shapes: Vec<Shape> = (0..count)
         .map(|_| {
             let radius = sz * rng.random_range(0.14..0.26);
+            let class = rng.random_range(1..CLASSES.len() as u8);
+            let pattern = spec.class_textures.then(|| Pattern::of_class(class));
             Shape {
-                class: rng.random_range(1..CLASSES.len() as u8),
+                class,
                 cx: rng.random_range(radius..sz - radius),
                 cy: rng.random_range(radius..sz - radius),
                 radius,
                 angle: rng.random_range(0.0..std::f32::consts::TAU),
-                texture: texture(&mut rng, spec.style, spec.texture_contrast),
+                texture: texture(&mut rng, spec.style, spec.texture_contrast, pattern),
             }
         })
         .collect();
@@ -276,6 +300,7 @@ mod tests {
             seed: 3,
             max_objects: 3,
             texture_contrast: 1.0,
+            class_textures: false,
         }
     }
 
@@ -302,6 +327,65 @@ mod tests {
             assert!(fg > 0 && fg < s.label.len(), "sample {i}: foreground {fg}");
         }
         assert!(seen.iter().all(|&s| s), "{seen:?}");
+    }
+
+    #[test]
+    fn class_textures_change_only_the_object_textures() {
+        let plain = spec(Style::A);
+        let classed = SynthSpec {
+            class_textures: true,
+            ..plain
+        };
+        let mut changed = 0;
+        for i in 0..20 {
+            let (p, c) = (generate(&plain, i), generate(&classed, i));
+            assert_eq!(p.label, c.label, "sample {i}: same shapes and places");
+            for ((pp, cp), &l) in p.image.pixels().zip(c.image.pixels()).zip(&p.label) {
+                if l == 0 {
+                    assert_eq!(pp, cp, "sample {i}: background unchanged");
+                }
+            }
+            changed += usize::from(p.image != c.image);
+        }
+        // Style A draws stripes or checkerboards: triangles (dots) and crosses (noise)
+        // always change, so at least those samples differ.
+        assert!(changed >= 5, "only {changed} of 20 samples changed");
+    }
+
+    #[test]
+    fn class_textures_follow_the_class() {
+        // Dots leave the pattern's dark colour over most of a triangle, while stripes
+        // are bright over about half of a circle: the fraction of pixels near the
+        // object's brightest value separates the two families.
+        let classed = SynthSpec {
+            class_textures: true,
+            texture_contrast: 1.0,
+            max_objects: 1,
+            ..spec(Style::A)
+        };
+        let bright_fraction = |class: u8| -> f64 {
+            let (mut bright, mut total) = (0usize, 0usize);
+            for i in 0..60 {
+                let s = generate(&classed, i);
+                let obj: Vec<u32> = s
+                    .image
+                    .pixels()
+                    .zip(&s.label)
+                    .filter(|(_, &l)| l == class)
+                    .map(|(p, _)| p.0.iter().map(|&v| v as u32).sum())
+                    .collect();
+                if let Some(&max) = obj.iter().max() {
+                    bright += obj.iter().filter(|&&v| v * 10 >= max * 9).count();
+                    total += obj.len();
+                }
+            }
+            bright as f64 / total as f64
+        };
+        let (stripes, dots) = (bright_fraction(1), bright_fraction(3));
+        assert!(
+            dots < 0.4 && stripes > dots + 0.1,
+            "stripes {stripes}, dots {dots}"
+        );
     }
 
     #[test]

@@ -96,6 +96,10 @@ pub enum DataSource {
         /// Texture strength: 1 bold, towards 0 nearly flat.
         #[serde(default = "one")]
         texture_contrast: f64,
+        /// Each class draws its texture from its own pattern family (colour stays
+        /// independent of the class).
+        #[serde(default)]
+        class_textures: bool,
         #[serde(default = "default_style")]
         style: Style,
         #[serde(default)]
