@@ -71,6 +71,34 @@ fn resnet_names_and_output_strides_follow_torchvision() {
     assert_eq!(y.shape(), vec![1, 512, 2, 2]);
 }
 
+#[test]
+fn resnet_convolutions_start_as_torchvision_initialises_them() {
+    // kaiming_normal_(mode="fan_out", nonlinearity="relu"): N(0, 2 / (out * k * k));
+    // batch norm starts as the identity.
+    let gpu = Gpu::shared().unwrap();
+    let mut b = Builder::new(&gpu, 6);
+    let r18 = ResNet::new(&mut b, Depth::R18, 8, 0.5).unwrap();
+    for (name, p) in parameters(&r18) {
+        let v = p.value().to_vec().unwrap();
+        let shape = p.value().shape().to_vec();
+        let n = v.len() as f64;
+        let mean = v.iter().map(|&x| x as f64).sum::<f64>() / n;
+        let std = (v.iter().map(|&x| (x as f64 - mean).powi(2)).sum::<f64>() / n).sqrt();
+        if shape.len() == 1 && name.ends_with(".weight") {
+            assert!(v.iter().all(|&x| x == 1.0), "{name}");
+        } else if shape.len() == 1 {
+            assert!(v.iter().all(|&x| x == 0.0), "{name}");
+        } else if shape.len() == 4 && n >= 2000.0 {
+            let want = (2.0 / (shape[0] * shape[2] * shape[3]) as f64).sqrt();
+            assert!(mean.abs() < 0.1 * want, "{name}: mean {mean}");
+            assert!(
+                (std / want - 1.0).abs() < 0.08,
+                "{name}: std {std}, want {want}"
+            );
+        }
+    }
+}
+
 fn resnet_with_head(gpu: &Gpu, seed: u64) -> Sequential {
     let mut b = Builder::new(gpu, seed);
     let backbone = ResNet::new(&mut b, Depth::R18, 8, 0.25).unwrap();

@@ -3,8 +3,9 @@
 
 use rand::rngs::StdRng;
 use rand::Rng;
+use rand_distr::{Distribution, Normal};
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::tensor::Tensor;
 
@@ -20,6 +21,18 @@ pub fn uniform(gpu: &Gpu, rng: &mut StdRng, shape: &[usize], bound: f32) -> Resu
 pub fn kaiming_uniform_default(gpu: &Gpu, rng: &mut StdRng, shape: &[usize]) -> Result<Tensor> {
     let fan_in: usize = shape[1..].iter().product();
     uniform(gpu, rng, shape, 1.0 / (fan_in.max(1) as f32).sqrt())
+}
+
+/// torchvision's ResNet conv init: kaiming_normal_(mode="fan_out", nonlinearity="relu"),
+/// N(0, 2 / fan_out) with fan_out = out_channels * kernel area.
+pub fn kaiming_normal_fan_out(gpu: &Gpu, rng: &mut StdRng, shape: &[usize]) -> Result<Tensor> {
+    let fan_out: usize = shape[0] * shape[2..].iter().product::<usize>();
+    let normal = Normal::new(0.0, (2.0 / fan_out.max(1) as f32).sqrt())
+        .map_err(|e| Error::Usage(format!("kaiming normal init of {shape:?}: {e}")))?;
+    let data: Vec<f32> = (0..shape.iter().product())
+        .map(|_| normal.sample(rng))
+        .collect();
+    Tensor::from_slice(gpu, &data, shape)
 }
 
 /// torch.nn.Conv2d / Linear default bias init: U(-1/sqrt(fan_in), 1/sqrt(fan_in)).

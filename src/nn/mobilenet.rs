@@ -5,7 +5,7 @@
 
 use super::aspp::Dropout;
 use super::builder::Builder;
-use super::layers::{Activation, BatchNorm2d, Conv2d, ConvOpts, Linear};
+use super::layers::{Activation, BatchNorm2d, Conv2d, ConvOpts, Linear, WeightInit};
 use super::module::{join, Module, Sequential, State};
 use crate::autograd::Var;
 use crate::error::{Error, Result};
@@ -53,6 +53,7 @@ fn conv_bn_relu6(
             dilation,
             groups,
             bias: false,
+            init: WeightInit::KaimingFanOut,
         },
     )?;
     Ok(Sequential::new(vec![
@@ -92,6 +93,7 @@ impl InvertedResidual {
             1,
             ConvOpts {
                 bias: false,
+                init: WeightInit::KaimingFanOut,
                 ..Default::default()
             },
         )?;

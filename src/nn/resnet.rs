@@ -4,7 +4,7 @@
 //! BasicBlock, dilation is allowed in BasicBlock too (dilated ResNet-18/34).
 
 use super::builder::Builder;
-use super::layers::{Activation, BatchNorm2d, Conv2d, ConvOpts};
+use super::layers::{Activation, BatchNorm2d, Conv2d, ConvOpts, WeightInit};
 use super::module::{join, Module, State};
 use crate::autograd::Var;
 use crate::error::{Error, Result};
@@ -76,6 +76,7 @@ fn conv(
             padding,
             dilation,
             bias: false,
+            init: WeightInit::KaimingFanOut,
             ..Default::default()
         },
     )
@@ -195,6 +196,7 @@ impl ResNet {
                 stride: 2,
                 padding: 3,
                 bias: false,
+                init: WeightInit::KaimingFanOut,
                 ..Default::default()
             },
         )?;
