@@ -149,6 +149,7 @@ fn bad_experiments_fail_with_one_clear_line() {
                 "size:",
                 "max_objects:",
                 "style:",
+                "class_textures:",
                 "seed: 0",
             ]
             .iter()
