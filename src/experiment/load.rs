@@ -88,13 +88,12 @@ fn apply_set(root: &mut Value, assignment: &str) -> Result<()> {
             node = item;
             continue;
         }
-        if !node.is_mapping() {
+        let Some(map) = node.as_mapping_mut() else {
             return Err(Error::Usage(format!(
                 "--set {key}: {} is not a mapping",
                 parts[..i].join(".")
             )));
-        }
-        let map: &mut Mapping = node.as_mapping_mut().expect("checked above");
+        };
         let k = Value::String(part.to_string());
         if i + 1 == parts.len() {
             map.insert(k, value);

@@ -145,12 +145,15 @@ impl Attrs {
                     format!("missing required attribute {} ({})", spec.name, spec.kind),
                 )
             })?;
-            let v = parse_value(spec.kind, default).unwrap_or_else(|| {
-                panic!(
-                    "op {op}: default {default:?} of {} is not a {}",
-                    spec.name, spec.kind
+            let v = parse_value(spec.kind, default).ok_or_else(|| {
+                Error::op(
+                    op,
+                    format!(
+                        "default {default:?} of {} is not a {}",
+                        spec.name, spec.kind
+                    ),
                 )
-            });
+            })?;
             values.insert(spec.name.to_string(), v);
         }
         Ok(Attrs {
