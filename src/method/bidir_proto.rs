@@ -368,12 +368,6 @@ impl Method for BidirProto {
         upsample(&self.seg.features(images)?, s)?.l2_normalize(1, 1e-12)
     }
 
-    fn saliency_logits(&self, _images: &Var) -> Result<Var> {
-        Err(Error::Usage(
-            "bidir_proto predicts classes, it has no saliency head".into(),
-        ))
-    }
-
     fn extra_state(&self) -> Extra {
         let mut extra = Extra::default();
         let p = &self.protos;

@@ -13,7 +13,7 @@ use std::collections::HashMap;
 
 use crate::autograd::Var;
 use crate::data::dataset::Dataset;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::nn::module::Module;
 use crate::tensor::Tensor;
 
@@ -46,8 +46,13 @@ pub trait Method {
     /// L2-normalised per-pixel embeddings [B, D, S, S] of images [B, 3, S, S].
     fn embed(&self, images: &Var) -> Result<Var>;
 
-    /// Per-pixel saliency logits [B, 1, S, S] (positive = salient).
-    fn saliency_logits(&self, images: &Var) -> Result<Var>;
+    /// Per-pixel saliency logits [B, 1, S, S] (positive = salient). Methods that
+    /// predict classes have no saliency head, which is what the default says.
+    fn saliency_logits(&self, _images: &Var) -> Result<Var> {
+        Err(Error::Usage(
+            "this method predicts classes; it has no saliency head".into(),
+        ))
+    }
 
     /// Everything besides the model needed to resume: tensors and metadata.
     fn extra_state(&self) -> Extra;

@@ -305,12 +305,6 @@ impl Method for PixelContrast {
         upsample(&low, images)?.l2_normalize(1, 1e-12)
     }
 
-    fn saliency_logits(&self, _images: &Var) -> Result<Var> {
-        Err(Error::Usage(
-            "pixel_contrast predicts classes, it has no saliency head".into(),
-        ))
-    }
-
     fn extra_state(&self) -> Extra {
         let mut extra = Extra::default();
         if let Some(m) = &self.memory {

@@ -411,12 +411,6 @@ impl Method for TranslationCoding {
             .l2_normalize(1, 1e-12)
     }
 
-    fn saliency_logits(&self, _images: &Var) -> Result<Var> {
-        Err(Error::Usage(
-            "translation_coding predicts classes, it has no saliency head".into(),
-        ))
-    }
-
     fn extra_state(&self) -> Extra {
         let mut extra = Extra::default();
         save_module(&self.disc, "disc", &mut extra);
