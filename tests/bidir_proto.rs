@@ -85,8 +85,7 @@ fn method_and_source_only_share_a_run_and_are_deterministic() {
         assert!(r["loss_s2t"].as_f64().unwrap() > 0.0, "{r}");
     }
     assert!(b.iter().all(|r| r.get("pl_coverage").is_none()));
-    let report: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("report.json")).unwrap()).unwrap();
+    let report = common::report_json(&dir);
     assert!(report["trained"]["miou"].is_number(), "{report}");
     assert_eq!(report["pseudo_labels"].as_array().unwrap().len(), 3);
     let base = &report["baselines"][0];

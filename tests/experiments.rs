@@ -59,8 +59,7 @@ fn quickstart_writes_a_complete_run_folder_and_is_deterministic() {
     assert_eq!(pictures, 2);
     let recs = records(&dir);
     assert_eq!(recs.iter().filter(|r| r["kind"] == "train").count(), 4);
-    let report: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("report.json")).unwrap()).unwrap();
+    let report = common::report_json(&dir);
     assert!(report["trained"]["miou_mean"].as_f64().unwrap() > 0.0);
     assert!(
         report["probe_trained"]["miou"].is_number()

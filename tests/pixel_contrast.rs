@@ -79,8 +79,7 @@ fn method_and_baseline_share_a_run_and_are_deterministic() {
     assert!(train(&baseline).iter().all(|&c| c == 0.0));
     // The same initialisation and batches: the first cross-entropy agrees.
     assert_eq!(method[1]["loss_ce"], baseline[1]["loss_ce"]);
-    let report: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("report.json")).unwrap()).unwrap();
+    let report = common::report_json(&dir);
     assert!(report["trained"]["miou"].is_number(), "{report}");
     let b = &report["baselines"][0];
     assert_eq!(b["name"], "ce_only");

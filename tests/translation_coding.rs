@@ -97,8 +97,7 @@ fn the_three_stages_run_in_one_run_with_an_evaluation_after_each() {
         .map(|r| (r["step"].as_u64().unwrap(), r["stage"].as_str().unwrap()))
         .collect();
     assert_eq!(evals, [(2, "pretrain"), (4, "transfer"), (6, "self_train")]);
-    let report: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("report.json")).unwrap()).unwrap();
+    let report = common::report_json(&dir);
     assert_eq!(report["target_domain"], true);
     assert_eq!(report["stages"].as_array().unwrap().len(), 3, "{report}");
     assert_eq!(report["stages"][1]["stage"], "transfer");

@@ -106,6 +106,11 @@ pub fn records(dir: &Path) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// A run folder's report.json.
+pub fn report_json(dir: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(dir.join("report.json")).unwrap()).unwrap()
+}
+
 /// `wgseg infer RUN --input tests/data/images --out OUT`.
 pub fn infer_test_images(run: &Path, out: &Path) -> Output {
     wgseg(
