@@ -5,7 +5,9 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{infer_test_images, records, run, scratch, stderr, stdout, train_args, wgseg};
+use common::{
+    infer_test_images, records, report_json, run, scratch, stderr, stdout, train_args, wgseg,
+};
 
 /// The quickstart shrunk to seconds: 32-px images, a thin network, a few steps.
 fn tiny(out: &Path, extra: &[&str]) -> Vec<String> {
@@ -99,6 +101,29 @@ fn resume_continues_to_the_same_final_metrics() {
     let o = wgseg(&["train", "--resume", dir.to_str().unwrap()], &[]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(records(&only_run_dir(&full)), records(&dir));
+}
+
+#[test]
+fn kmeans_can_take_the_foreground_from_the_saliency_head() {
+    let out = scratch("exp_predicted");
+    let o = run(&tiny(&out, &["--set", "eval.kmeans.saliency=predicted"]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let dir = only_run_dir(&out);
+    let config = std::fs::read_to_string(dir.join("config.yaml")).unwrap();
+    assert!(config.contains("saliency: predicted"), "{config}");
+    let report = report_json(&dir);
+    for model in ["random_init", "trained"] {
+        let miou = report[model]["miou_mean"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&miou), "{model}: {miou}");
+    }
+    let o = run(&tiny(&out, &["--set", "eval.kmeans.saliency=guess"]));
+    assert_eq!(o.status.code(), Some(2));
+    let e = stderr(&o);
+    assert!(
+        e.contains("eval.kmeans.saliency") && e.contains("`predicted` or `dataset`"),
+        "{e}"
+    );
+    assert_eq!(e.trim().lines().count(), 1, "{e}");
 }
 
 #[test]

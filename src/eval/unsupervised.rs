@@ -1,5 +1,6 @@
 //! MaskContrast's unsupervised evaluation: one saliency-masked prototype per
-//! validation image, PCA whitening, K-means into (classes - 1) clusters, the
+//! validation image (the model's predicted saliency as the authors evaluate, or the
+//! dataset's masks), PCA whitening, K-means into (classes - 1) clusters, the
 //! salient pixels of an image take its cluster and the rest is background, then
 //! clusters are matched to classes (Hungarian, or majority vote) and scored; repeated
 //! per seed, reported as mean and standard deviation.
@@ -42,9 +43,37 @@ impl ImageProto {
     }
 }
 
+/// What the model computes for evaluation: L2-normalised embeddings [B, D, S, S] of
+/// images [B, 3, S, S] and, when the model's own saliency decides the foreground,
+/// saliency logits [B, 1, S, S] (positive = salient).
+pub struct EvalModel<'a> {
+    pub embed: &'a ImagesTo<'a>,
+    pub saliency: Option<&'a ImagesTo<'a>>,
+}
+
+/// A per-pixel map of a batch of images.
+pub type ImagesTo<'a> = dyn Fn(&Var) -> Result<Var> + 'a;
+
+/// The predicted saliency of `images` as a 0/1 mask, on the GPU and on the host. The
+/// threshold is the paper's (probability 0.5); the authors' code compares the raw
+/// logit with 0.5.
+fn predicted_saliency(
+    saliency: &ImagesTo,
+    images: &Var,
+    shape: [usize; 3],
+) -> Result<(Tensor, Vec<u8>)> {
+    let logits = no_grad(|| saliency(images))?.value().to_vec()?;
+    let host: Vec<u8> = logits.iter().map(|&l| u8::from(l > 0.0)).collect();
+    let as_f32: Vec<f32> = host.iter().map(|&m| f32::from(m)).collect();
+    Ok((
+        Tensor::from_slice(images.value().gpu(), &as_f32, &shape)?,
+        host,
+    ))
+}
+
 fn prototypes(
     gpu: &Gpu,
-    embed: &dyn Fn(&Var) -> Result<Var>,
+    model: &EvalModel,
     data: &Dataset,
     size: usize,
     batch: usize,
@@ -54,18 +83,21 @@ fn prototypes(
     for start in (0..count).step_by(batch) {
         let idx: Vec<usize> = (start..(start + batch).min(count)).collect();
         let b = plain(gpu, data, &idx, size)?;
-        let emb = no_grad(|| embed(&Var::constant(b.images.clone())))?;
+        let images = Var::constant(b.images.clone());
+        let (mask, mask_host) = match model.saliency {
+            Some(saliency) => predicted_saliency(saliency, &images, [idx.len(), size, size])?,
+            None => (b.saliency.clone(), b.saliency_host.clone()),
+        };
+        let emb = no_grad(|| (model.embed)(&images))?;
         let d = emb.shape()[1];
-        let p = no_grad(|| {
-            emb.masked_average_nonempty(&b.saliency)?
-                .l2_normalize(1, 1e-12)
-        })?;
+        // An image without salient pixels gets a zero row, which clustering skips.
+        let p = no_grad(|| emb.masked_average_nonempty(&mask)?.l2_normalize(1, 1e-12))?;
         let values = p.value().to_vec()?;
         let pixels = size * size;
         for (i, row) in values.chunks(d).enumerate() {
             out.push(ImageProto {
                 proto: row.to_vec(),
-                saliency: b.saliency_host[i * pixels..(i + 1) * pixels].to_vec(),
+                saliency: mask_host[i * pixels..(i + 1) * pixels].to_vec(),
                 labels: b.labels[i * pixels..(i + 1) * pixels].to_vec(),
             });
         }
@@ -92,12 +124,35 @@ fn normalised(v: Vec<f32>) -> Vec<f32> {
     }
 }
 
+/// The prototypes of the `salient` images as one [N, D] tensor, whitened to `pca_dim`
+/// dims when that is not 0; None when no image is salient.
+fn cluster_points(
+    gpu: &Gpu,
+    images: &[ImageProto],
+    salient: &[usize],
+    pca_dim: usize,
+) -> Result<Option<Tensor>> {
+    if salient.is_empty() {
+        return Ok(None);
+    }
+    let rows: Vec<Vec<f32>> = salient.iter().map(|&i| images[i].proto.clone()).collect();
+    // Whitening rescales every axis to unit variance even at full dimension (the
+    // paper whitens its 32-dim embeddings to 32 dims).
+    let rows = if pca_dim > 0 {
+        whiten(&rows, pca_dim)
+    } else {
+        rows
+    };
+    let d = rows[0].len();
+    let flat: Vec<f32> = rows.iter().flatten().copied().collect();
+    Tensor::from_slice(gpu, &flat, &[rows.len(), d]).map(Some)
+}
+
 /// Clusters the validation images' prototypes and scores the segmentation it implies.
-/// `embed` maps a batch of images to L2-normalised embeddings [B, D, S, S].
 #[allow(clippy::too_many_arguments)]
 pub fn evaluate(
     gpu: &Gpu,
-    embed: &dyn Fn(&Var) -> Result<Var>,
+    model: &EvalModel,
     data: &Dataset,
     size: usize,
     batch: usize,
@@ -107,28 +162,23 @@ pub fn evaluate(
 ) -> Result<ClusterOutcome> {
     let classes = data.num_classes();
     let count = images_to_score(data.len(), limit);
-    let images = prototypes(gpu, embed, data, size, batch, count)?;
-    let salient: Vec<usize> = (0..images.len())
+    let images = prototypes(gpu, model, data, size, batch, count)?;
+    let mut salient: Vec<usize> = (0..images.len())
         .filter(|&i| images[i].has_salient())
         .collect();
     let clusters = cfg.clusters.unwrap_or(classes - 1);
     if salient.len() < clusters {
-        return Err(Error::Usage(format!(
-            "eval: {} validation images have salient pixels, fewer than the {clusters} clusters",
-            salient.len()
-        )));
+        if model.saliency.is_none() {
+            return Err(Error::Usage(format!(
+                "eval: {} validation images have salient pixels, fewer than the {clusters} clusters",
+                salient.len()
+            )));
+        }
+        // A model that finds foreground in too few images to cluster predicts
+        // background everywhere (an untrained saliency head can).
+        salient.clear();
     }
-    let rows: Vec<Vec<f32>> = salient.iter().map(|&i| images[i].proto.clone()).collect();
-    // Whitening rescales every axis to unit variance even at full dimension (the
-    // paper whitens its 32-dim embeddings to 32 dims).
-    let rows = if cfg.pca_dim > 0 {
-        whiten(&rows, cfg.pca_dim)
-    } else {
-        rows
-    };
-    let d = rows[0].len();
-    let flat: Vec<f32> = rows.iter().flatten().copied().collect();
-    let points = Tensor::from_slice(gpu, &flat, &[rows.len(), d])?;
+    let points = cluster_points(gpu, &images, &salient, cfg.pca_dim)?;
     let mut per_seed = Vec::new();
     let mut first_preds = Vec::new();
     let mut class_centroids = Vec::new();
@@ -140,10 +190,13 @@ pub fn evaluate(
             seed,
             tol: 1e-6,
         };
-        let result = kmeans(&points, &opts)?;
+        let labels = match &points {
+            Some(points) => kmeans(points, &opts)?.labels,
+            None => Vec::new(),
+        };
         let mut cluster_of = vec![None; images.len()];
         for (j, &i) in salient.iter().enumerate() {
-            cluster_of[i] = Some(result.labels[j]);
+            cluster_of[i] = Some(labels[j]);
         }
         // Column 0 is the background; cluster c is column c + 1.
         let mut conf = Confusion::new(classes, clusters + 1);
@@ -178,10 +231,10 @@ pub fn evaluate(
                 .iter()
                 .map(|p| p.iter().map(|&c| mapping[c as usize] as u8).collect())
                 .collect();
-            let dim = images[salient[0]].proto.len();
+            let dim = images.first().map_or(0, |img| img.proto.len());
             let mut sums = vec![vec![0f32; dim]; classes];
             for (j, &i) in salient.iter().enumerate() {
-                let class = mapping[result.labels[j] as usize + 1];
+                let class = mapping[labels[j] as usize + 1];
                 for (acc, v) in sums[class].iter_mut().zip(&images[i].proto) {
                     *acc += v;
                 }
@@ -204,4 +257,129 @@ pub fn evaluate(
         predictions: first_preds,
         class_centroids,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+
+    use super::*;
+    use crate::data::dataset;
+    use crate::experiment::config::DataCfg;
+
+    const SIZE: usize = 16;
+    const BATCH: usize = 4;
+
+    fn val_set() -> Dataset {
+        let cfg: DataCfg = serde_yaml::from_str(
+            "source: {kind: synthetic, train: 4, val: 10, size: 16, max_objects: 1, seed: 3}\n\
+             batch_size: 4\nimage_size: 16",
+        )
+        .unwrap();
+        dataset::open(&cfg, &mut || {}).unwrap().1
+    }
+
+    fn kmeans_cfg() -> KMeansCfg {
+        KMeansCfg {
+            clusters: Some(2),
+            restarts: 2,
+            seeds: vec![0, 1],
+            pca_dim: 0,
+            ..KMeansCfg::default()
+        }
+    }
+
+    /// Pixel colours as embeddings: fixed, and different between images.
+    fn colours(x: &Var) -> Result<Var> {
+        x.l2_normalize(1, 1e-12)
+    }
+
+    /// A saliency "head" that returns, batch after batch, `logit(salient)` on each
+    /// pixel of the validation images in evaluation order.
+    fn saliency_from_masks<'a>(
+        gpu: &'a Gpu,
+        data: &'a Dataset,
+        next: &'a Cell<usize>,
+        logit: fn(bool) -> f32,
+    ) -> impl Fn(&Var) -> Result<Var> + 'a {
+        move |x: &Var| {
+            let b = x.shape()[0];
+            let idx: Vec<usize> = (next.get()..next.get() + b).collect();
+            next.set(next.get() + b);
+            let batch = plain(gpu, data, &idx, SIZE)?;
+            let logits: Vec<f32> = batch.saliency_host.iter().map(|&m| logit(m != 0)).collect();
+            Ok(Var::constant(Tensor::from_slice(
+                gpu,
+                &logits,
+                &[b, 1, SIZE, SIZE],
+            )?))
+        }
+    }
+
+    fn run(gpu: &Gpu, data: &Dataset, model: &EvalModel) -> ClusterOutcome {
+        evaluate(gpu, model, data, SIZE, BATCH, 0, &kmeans_cfg(), &mut || {}).unwrap()
+    }
+
+    #[test]
+    fn predicted_saliency_that_matches_the_masks_scores_as_the_masks_do() {
+        let gpu = Gpu::shared().unwrap();
+        let data = val_set();
+        let next = Cell::new(0);
+        let head = saliency_from_masks(&gpu, &data, &next, |s| if s { 2.5 } else { -0.5 });
+        let predicted = run(
+            &gpu,
+            &data,
+            &EvalModel {
+                embed: &colours,
+                saliency: Some(&head),
+            },
+        );
+        let masks = run(
+            &gpu,
+            &data,
+            &EvalModel {
+                embed: &colours,
+                saliency: None,
+            },
+        );
+        assert_eq!(next.get(), data.len());
+        assert_eq!(predicted.predictions, masks.predictions);
+        for (p, m) in predicted.eval.per_seed.iter().zip(&masks.eval.per_seed) {
+            assert_eq!(p.miou, m.miou);
+        }
+    }
+
+    #[test]
+    fn a_model_that_predicts_no_foreground_scores_background_everywhere() {
+        let gpu = Gpu::shared().unwrap();
+        let data = val_set();
+        let next = Cell::new(0);
+        let head = saliency_from_masks(&gpu, &data, &next, |_| -1.0);
+        let out = run(
+            &gpu,
+            &data,
+            &EvalModel {
+                embed: &colours,
+                saliency: Some(&head),
+            },
+        );
+        assert!(out.predictions.iter().flatten().all(|&c| c == 0));
+        let labels: Vec<u8> = (0..data.len())
+            .flat_map(|i| plain(&gpu, &data, &[i], SIZE).unwrap().labels)
+            .collect();
+        let background = labels.iter().filter(|&&l| l == 0).count() as f64;
+        let scored = labels.iter().filter(|&&l| l != IGNORE).count() as f64;
+        let iou = out.eval.per_seed[0].per_class_iou[0].unwrap();
+        assert!((iou - background / scored).abs() < 1e-12, "{iou}");
+        // The same model judged by the dataset's masks is scored on its clusters.
+        let masks = run(
+            &gpu,
+            &data,
+            &EvalModel {
+                embed: &colours,
+                saliency: None,
+            },
+        );
+        assert_eq!(masks.eval.per_seed[0].per_class_iou[0], Some(1.0));
+    }
 }

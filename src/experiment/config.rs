@@ -614,6 +614,21 @@ pub struct KMeansCfg {
     /// PCA whitening to this many dims before clustering (0: none).
     #[serde(default = "default_pca")]
     pub pca_dim: usize,
+    /// Whose saliency makes an image's prototype and its foreground.
+    #[serde(default)]
+    pub saliency: SaliencySource,
+}
+
+/// Where K-means evaluation takes each image's salient pixels from.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SaliencySource {
+    /// The method's own saliency head (logit > 0), as the MaskContrast authors
+    /// evaluate: what the background is counts towards the score.
+    #[default]
+    Predicted,
+    /// The dataset's saliency masks: only the clustering of the foreground is scored.
+    Dataset,
 }
 
 fn default_restarts() -> usize {
@@ -633,6 +648,7 @@ impl Default for KMeansCfg {
             restarts: default_restarts(),
             seeds: default_seeds(),
             pca_dim: default_pca(),
+            saliency: SaliencySource::default(),
         }
     }
 }

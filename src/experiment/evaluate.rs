@@ -5,16 +5,16 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use super::config::Experiment;
+use super::config::{Experiment, SaliencySource};
 use super::progress::with_bar;
 use super::run_dir::RunDir;
 use crate::autograd::Var;
 use crate::data::dataset::Dataset;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::eval::linear_probe;
 use crate::eval::metrics::Scores;
 use crate::eval::supervised;
-use crate::eval::unsupervised::{self, ClusterEval};
+use crate::eval::unsupervised::{self, ClusterEval, EvalModel};
 use crate::gpu::Gpu;
 use crate::io;
 use crate::method::Method;
@@ -146,9 +146,21 @@ pub fn evaluate(
         });
     }
     let embed = |x: &Var| method.embed(x);
+    let saliency = |x: &Var| {
+        method
+            .saliency_logits(x)
+            .map_err(|e| Error::Usage(format!("eval.kmeans.saliency: predicted: {e}")))
+    };
     let cfg = &exp.eval.kmeans;
+    let model = EvalModel {
+        embed: &embed,
+        saliency: match cfg.saliency {
+            SaliencySource::Predicted => Some(&saliency),
+            SaliencySource::Dataset => None,
+        },
+    };
     let r = with_bar(cfg.seeds.len() as u64, "k-means", |tick| {
-        unsupervised::evaluate(gpu, &embed, val, size, batch, limit, cfg, tick)
+        unsupervised::evaluate(gpu, &model, val, size, batch, limit, cfg, tick)
     })?;
     Ok(Evaluated {
         eval: Evaluation::Kmeans(r.eval),
