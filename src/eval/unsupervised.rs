@@ -316,8 +316,14 @@ mod tests {
         }
     }
 
-    fn run(gpu: &Gpu, data: &Dataset, model: &EvalModel) -> ClusterOutcome {
-        evaluate(gpu, model, data, SIZE, BATCH, 0, &kmeans_cfg(), &mut || {}).unwrap()
+    /// Evaluates the colour embeddings, the foreground from `head` or, without one,
+    /// from the dataset's masks.
+    fn run(gpu: &Gpu, data: &Dataset, head: Option<&ImagesTo>) -> ClusterOutcome {
+        let model = EvalModel {
+            embed: &colours,
+            saliency: head,
+        };
+        evaluate(gpu, &model, data, SIZE, BATCH, 0, &kmeans_cfg(), &mut || {}).unwrap()
     }
 
     #[test]
@@ -326,22 +332,8 @@ mod tests {
         let data = val_set();
         let next = Cell::new(0);
         let head = saliency_from_masks(&gpu, &data, &next, |s| if s { 2.5 } else { -0.5 });
-        let predicted = run(
-            &gpu,
-            &data,
-            &EvalModel {
-                embed: &colours,
-                saliency: Some(&head),
-            },
-        );
-        let masks = run(
-            &gpu,
-            &data,
-            &EvalModel {
-                embed: &colours,
-                saliency: None,
-            },
-        );
+        let predicted = run(&gpu, &data, Some(&head));
+        let masks = run(&gpu, &data, None);
         assert_eq!(next.get(), data.len());
         assert_eq!(predicted.predictions, masks.predictions);
         for (p, m) in predicted.eval.per_seed.iter().zip(&masks.eval.per_seed) {
@@ -355,14 +347,7 @@ mod tests {
         let data = val_set();
         let next = Cell::new(0);
         let head = saliency_from_masks(&gpu, &data, &next, |_| -1.0);
-        let out = run(
-            &gpu,
-            &data,
-            &EvalModel {
-                embed: &colours,
-                saliency: Some(&head),
-            },
-        );
+        let out = run(&gpu, &data, Some(&head));
         assert!(out.predictions.iter().flatten().all(|&c| c == 0));
         let labels: Vec<u8> = (0..data.len())
             .flat_map(|i| plain(&gpu, &data, &[i], SIZE).unwrap().labels)
@@ -372,14 +357,7 @@ mod tests {
         let iou = out.eval.per_seed[0].per_class_iou[0].unwrap();
         assert!((iou - background / scored).abs() < 1e-12, "{iou}");
         // The same model judged by the dataset's masks is scored on its clusters.
-        let masks = run(
-            &gpu,
-            &data,
-            &EvalModel {
-                embed: &colours,
-                saliency: None,
-            },
-        );
+        let masks = run(&gpu, &data, None);
         assert_eq!(masks.eval.per_seed[0].per_class_iou[0], Some(1.0));
     }
 }
