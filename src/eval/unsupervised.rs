@@ -43,30 +43,28 @@ impl ImageProto {
     }
 }
 
-/// What the model computes for evaluation: L2-normalised embeddings [B, D, S, S] of
-/// images [B, 3, S, S] and, when the model's own saliency decides the foreground,
-/// saliency logits [B, 1, S, S] (positive = salient).
+/// What the model computes for evaluation from images [B, 3, S, S]: L2-normalised
+/// embeddings [B, D, S, S] and, when the model's own saliency decides the foreground,
+/// the same embeddings with saliency logits [B, 1, S, S] (positive = salient) from one
+/// forward pass.
 pub struct EvalModel<'a> {
-    pub embed: &'a ImagesTo<'a>,
-    pub saliency: Option<&'a ImagesTo<'a>>,
+    pub embed: &'a (dyn Fn(&Var) -> Result<Var> + 'a),
+    pub embed_and_saliency: Option<&'a EmbedAndSaliency<'a>>,
 }
 
-/// A per-pixel map of a batch of images.
-pub type ImagesTo<'a> = dyn Fn(&Var) -> Result<Var> + 'a;
+/// Embeddings and saliency logits of a batch of images.
+pub type EmbedAndSaliency<'a> = dyn Fn(&Var) -> Result<(Var, Var)> + 'a;
 
-/// The predicted saliency of `images` as a 0/1 mask, on the GPU and on the host. The
-/// threshold is the paper's (probability 0.5); the authors' code compares the raw
-/// logit with 0.5.
-fn predicted_saliency(
-    saliency: &ImagesTo,
-    images: &Var,
-    shape: [usize; 3],
-) -> Result<(Tensor, Vec<u8>)> {
-    let logits = no_grad(|| saliency(images))?.value().to_vec()?;
-    let host: Vec<u8> = logits.iter().map(|&l| u8::from(l > 0.0)).collect();
+/// Saliency `logits` [B, 1, S, S] as a 0/1 mask [B, S, S], on the GPU and on the
+/// host. The threshold is the paper's (probability 0.5); the authors' code compares
+/// the raw logit with 0.5.
+fn predicted_mask(logits: &Var) -> Result<(Tensor, Vec<u8>)> {
+    let t = logits.value();
+    let host: Vec<u8> = t.to_vec()?.iter().map(|&l| u8::from(l > 0.0)).collect();
     let as_f32: Vec<f32> = host.iter().map(|&m| f32::from(m)).collect();
+    let s = t.shape();
     Ok((
-        Tensor::from_slice(images.value().gpu(), &as_f32, &shape)?,
+        Tensor::from_slice(t.gpu(), &as_f32, &[s[0], s[2], s[3]])?,
         host,
     ))
 }
@@ -84,11 +82,18 @@ fn prototypes(
         let idx: Vec<usize> = (start..(start + batch).min(count)).collect();
         let b = plain(gpu, data, &idx, size)?;
         let images = Var::constant(b.images.clone());
-        let (mask, mask_host) = match model.saliency {
-            Some(saliency) => predicted_saliency(saliency, &images, [idx.len(), size, size])?,
-            None => (b.saliency.clone(), b.saliency_host.clone()),
+        let (emb, mask, mask_host) = match model.embed_and_saliency {
+            Some(f) => {
+                let (emb, logits) = no_grad(|| f(&images))?;
+                let (mask, host) = predicted_mask(&logits)?;
+                (emb, mask, host)
+            }
+            None => (
+                no_grad(|| (model.embed)(&images))?,
+                b.saliency.clone(),
+                b.saliency_host.clone(),
+            ),
         };
-        let emb = no_grad(|| (model.embed)(&images))?;
         let d = emb.shape()[1];
         // An image without salient pixels gets a zero row, which clustering skips.
         let p = no_grad(|| emb.masked_average_nonempty(&mask)?.l2_normalize(1, 1e-12))?;
@@ -168,7 +173,7 @@ pub fn evaluate(
         .collect();
     let clusters = cfg.clusters.unwrap_or(classes - 1);
     if salient.len() < clusters {
-        if model.saliency.is_none() {
+        if model.embed_and_saliency.is_none() {
             return Err(Error::Usage(format!(
                 "eval: {} validation images have salient pixels, fewer than the {clusters} clusters",
                 salient.len()
@@ -294,34 +299,31 @@ mod tests {
         x.l2_normalize(1, 1e-12)
     }
 
-    /// A saliency "head" that returns, batch after batch, `logit(salient)` on each
-    /// pixel of the validation images in evaluation order.
+    /// Colour embeddings with a saliency "head" that returns, batch after batch,
+    /// `logit(salient)` on each pixel of the validation images in evaluation order.
     fn saliency_from_masks<'a>(
         gpu: &'a Gpu,
         data: &'a Dataset,
         next: &'a Cell<usize>,
         logit: fn(bool) -> f32,
-    ) -> impl Fn(&Var) -> Result<Var> + 'a {
+    ) -> impl Fn(&Var) -> Result<(Var, Var)> + 'a {
         move |x: &Var| {
             let b = x.shape()[0];
             let idx: Vec<usize> = (next.get()..next.get() + b).collect();
             next.set(next.get() + b);
             let batch = plain(gpu, data, &idx, SIZE)?;
             let logits: Vec<f32> = batch.saliency_host.iter().map(|&m| logit(m != 0)).collect();
-            Ok(Var::constant(Tensor::from_slice(
-                gpu,
-                &logits,
-                &[b, 1, SIZE, SIZE],
-            )?))
+            let logits = Var::constant(Tensor::from_slice(gpu, &logits, &[b, 1, SIZE, SIZE])?);
+            Ok((colours(x)?, logits))
         }
     }
 
     /// Evaluates the colour embeddings, the foreground from `head` or, without one,
     /// from the dataset's masks.
-    fn run(gpu: &Gpu, data: &Dataset, head: Option<&ImagesTo>) -> ClusterOutcome {
+    fn run(gpu: &Gpu, data: &Dataset, head: Option<&EmbedAndSaliency>) -> ClusterOutcome {
         let model = EvalModel {
             embed: &colours,
-            saliency: head,
+            embed_and_saliency: head,
         };
         evaluate(gpu, &model, data, SIZE, BATCH, 0, &kmeans_cfg(), &mut || {}).unwrap()
     }

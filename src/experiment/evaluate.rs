@@ -146,16 +146,16 @@ pub fn evaluate(
         });
     }
     let embed = |x: &Var| method.embed(x);
-    let saliency = |x: &Var| {
+    let embed_and_saliency = |x: &Var| {
         method
-            .saliency_logits(x)
+            .embed_and_saliency(x)
             .map_err(|e| Error::Usage(format!("eval.kmeans.saliency: predicted: {e}")))
     };
     let cfg = &exp.eval.kmeans;
     let model = EvalModel {
         embed: &embed,
-        saliency: match cfg.saliency {
-            SaliencySource::Predicted => Some(&saliency),
+        embed_and_saliency: match cfg.saliency {
+            SaliencySource::Predicted => Some(&embed_and_saliency),
             SaliencySource::Dataset => None,
         },
     };

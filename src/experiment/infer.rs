@@ -64,11 +64,8 @@ fn read_centroids(run_dir: &Path) -> Result<Centroids> {
 /// nearest centroid to their mean embedding, the rest is background.
 fn by_centroids(run: &LoadedRun, c: &Centroids, x: &Var, run_dir: &Path) -> Result<Vec<u8>> {
     let (emb, sal) = no_grad(|| -> Result<(Vec<f32>, Vec<f32>)> {
-        let sal = run.method.saliency_logits(x)?;
-        Ok((
-            run.method.embed(x)?.value().to_vec()?,
-            sal.value().to_vec()?,
-        ))
+        let (emb, sal) = run.method.embed_and_saliency(x)?;
+        Ok((emb.value().to_vec()?, sal.value().to_vec()?))
     })?;
     let hw = sal.len();
     let dim = c.dim;

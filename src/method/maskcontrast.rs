@@ -145,10 +145,10 @@ impl Method for MaskContrast {
         None
     }
 
-    fn saliency_logits(&self, images: &Var) -> Result<Var> {
-        self.query
-            .forward(images)?
-            .slice(1, self.dim as i64, self.dim as i64 + 1, 1)
+    fn embed_and_saliency(&self, images: &Var) -> Result<(Var, Var)> {
+        let out = self.query.forward(images)?;
+        let saliency = out.slice(1, self.dim as i64, self.dim as i64 + 1, 1)?;
+        Ok((self.embedding_of(&out)?, saliency))
     }
 
     fn embed(&self, images: &Var) -> Result<Var> {

@@ -46,9 +46,10 @@ pub trait Method {
     /// L2-normalised per-pixel embeddings [B, D, S, S] of images [B, 3, S, S].
     fn embed(&self, images: &Var) -> Result<Var>;
 
-    /// Per-pixel saliency logits [B, 1, S, S] (positive = salient). Methods that
-    /// predict classes have no saliency head, which is what the default says.
-    fn saliency_logits(&self, _images: &Var) -> Result<Var> {
+    /// [`Method::embed`] and the per-pixel saliency logits [B, 1, S, S] (positive =
+    /// salient) of one forward pass. Methods that predict classes have no saliency
+    /// head, which is what the default says.
+    fn embed_and_saliency(&self, _images: &Var) -> Result<(Var, Var)> {
         Err(Error::Usage(
             "this method predicts classes; it has no saliency head".into(),
         ))
