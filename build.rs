@@ -1,5 +1,7 @@
 //! Embeds every shaders/*.wgsl file into the binary: the registry looks kernels up by
-//! file stem, so adding a shader needs no Rust list to be kept in step.
+//! file stem, so adding a shader needs no Rust list to be kept in step. The headers
+//! under shaders/include/ (structs a family's files share) are embedded beside them
+//! and spliced in where a shader says `// #include NAME`.
 use std::{env, fs, path::Path};
 
 fn main() {
@@ -7,18 +9,26 @@ fn main() {
     // checkout's target dir would otherwise embed that checkout's shaders.
     let manifest = env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
     let dir = Path::new(&manifest).join("shaders");
+    let mut out = embed("EMBEDDED", &dir);
+    out.push_str(&embed("INCLUDES", &dir.join("include")));
+    let dest = Path::new(&env::var("OUT_DIR").unwrap()).join("embedded_shaders.rs");
+    fs::write(dest, out).expect("write embedded_shaders.rs");
+}
+
+/// A `static NAME: &[(stem, text)]` of the .wgsl files directly in `dir`.
+fn embed(name: &str, dir: &Path) -> String {
     println!("cargo:rerun-if-changed={}", dir.display());
-    let mut names: Vec<String> = fs::read_dir(&dir)
+    let mut names: Vec<String> = fs::read_dir(dir)
         .expect("shaders/ directory")
         .filter_map(|e| e.ok())
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .filter(|n| n.ends_with(".wgsl"))
         .collect();
     names.sort();
-    let mut out = String::from("pub static EMBEDDED: &[(&str, &str)] = &[\n");
-    for name in &names {
-        let stem = name.trim_end_matches(".wgsl");
-        let path = dir.join(name);
+    let mut out = format!("pub static {name}: &[(&str, &str)] = &[\n");
+    for file in &names {
+        let stem = file.trim_end_matches(".wgsl");
+        let path = dir.join(file);
         println!("cargo:rerun-if-changed={}", path.display());
         out.push_str(&format!(
             "    ({stem:?}, include_str!({:?})),\n",
@@ -26,6 +36,5 @@ fn main() {
         ));
     }
     out.push_str("];\n");
-    let dest = Path::new(&env::var("OUT_DIR").unwrap()).join("embedded_shaders.rs");
-    fs::write(dest, out).expect("write embedded_shaders.rs");
+    out
 }

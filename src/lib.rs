@@ -4,7 +4,6 @@
 pub mod autograd;
 pub mod bench;
 pub mod cli;
-pub mod contrast;
 pub mod data;
 pub mod error;
 pub mod eval;
@@ -13,13 +12,13 @@ pub mod gpu;
 pub mod gradcheck;
 pub mod io;
 pub mod loss;
+pub mod memory;
 pub mod method;
 pub mod nn;
+pub mod op_table;
 pub mod ops;
 pub mod optim;
-pub mod proto;
 pub mod report;
-pub mod shape;
 pub mod tensor;
 
 pub use autograd::{no_grad, Gradients, Var};

@@ -136,7 +136,7 @@ fn op_list_names_every_op_with_inputs() {
     let o = wgseg(&["op", "--list"], &[]);
     assert!(o.status.success());
     let s = stdout(&o);
-    for op in wgseg::ops::registry::all() {
+    for op in wgseg::op_table::all() {
         assert!(
             s.lines().any(|l| l.starts_with(op.name)),
             "{} missing from --list",

@@ -1,11 +1,11 @@
 //! Every registered op against its CPU f64 reference and finite differences.
 
 use wgseg::gradcheck::{self, ops};
-use wgseg::ops::registry;
+use wgseg::op_table;
 
 #[test]
 fn every_op_has_a_gradient_check() {
-    for op in registry::all() {
+    for op in op_table::all() {
         assert!(
             ops::find(op.name).is_some(),
             "op {} has no gradient check",

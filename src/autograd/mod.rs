@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 pub use grad_mode::{is_grad_enabled, no_grad, NoGradGuard};
 
 use crate::error::{Error, Result};
-use crate::ops::kernels;
+use crate::tensor::elementwise as kernels;
 use crate::tensor::{shape_str, Tensor};
 
 /// The backward rule of one node: gradient of the output -> gradient of each input

@@ -4,18 +4,18 @@ use rand::rngs::StdRng;
 use rand::SeedableRng;
 
 use super::{BenchCase, Run, Work};
-use crate::contrast::infonce::MaskInfoNce;
-use crate::contrast::normalize::l2_normalize;
 use crate::error::Result;
 use crate::gpu::Gpu;
+use crate::loss::mask_infonce::MaskInfoNce;
 use crate::loss::pixel_contrast::{Memory, PixelContrast};
+use crate::loss::proto_contrast::{proto_contrast, proto_contrast_backward};
 use crate::nn::init::uniform;
 use crate::ops::conv::{
     conv2d, conv2d_backward_input, conv2d_backward_weight, conv2d_flops, Conv2dGeometry,
     Conv2dParams,
 };
 use crate::ops::kernels;
-use crate::proto::proto_contrast::{proto_contrast, proto_contrast_backward};
+use crate::ops::l2_normalize::l2_normalize;
 use crate::tensor::Tensor;
 
 fn random(gpu: &Gpu, shape: &[usize]) -> Result<Tensor> {

@@ -10,8 +10,8 @@ use clap::Args;
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::io;
+use crate::op_table;
 use crate::ops::attrs::AttrSpec;
-use crate::ops::registry;
 use crate::tensor::shape_str;
 
 #[derive(Args)]
@@ -40,7 +40,7 @@ fn describe_attr(a: &AttrSpec) -> String {
 }
 
 fn list() {
-    for op in registry::all() {
+    for op in op_table::all() {
         let inputs: Vec<String> = op
             .inputs
             .iter()
@@ -72,7 +72,7 @@ pub fn run(args: OpArgs) -> Result<ExitCode> {
     let name = args
         .name
         .ok_or_else(|| Error::Usage("wgseg op: give an op name (or --list)".into()))?;
-    let spec = registry::find(&name)?;
+    let spec = op_table::find(&name)?;
     let input = args
         .input
         .ok_or_else(|| Error::Usage(format!("wgseg op {name}: --in IN.safetensors is required")))?;

@@ -7,7 +7,7 @@ use rand::{Rng, SeedableRng};
 use crate::error::{Error, Result};
 use crate::gpu::{Kernel, WORKGROUP};
 use crate::ops::kernels::{matmul_views, reduce_sum, strided_copy, MatView};
-use crate::ops::params::Params;
+use crate::tensor::params::Params;
 use crate::tensor::{DType, Tensor};
 
 #[derive(Clone, Copy, Debug)]

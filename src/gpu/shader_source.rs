@@ -25,32 +25,66 @@ pub fn embedded_names() -> impl Iterator<Item = &'static str> {
     EMBEDDED.iter().map(|(n, _)| *n)
 }
 
-fn embedded(name: &str) -> Option<&'static str> {
-    EMBEDDED.iter().find(|(n, _)| *n == name).map(|(_, s)| *s)
+/// Resolves `name` to its source: the override directory's file when it exists,
+/// else the embedded one; its `// #include NAME` lines replaced by the headers.
+pub fn load(name: &str, override_dir: Option<&Path>) -> Result<ShaderSource> {
+    let (origin, text) = match read_override(override_dir, name)? {
+        Some(found) => found,
+        None => match lookup(EMBEDDED, name) {
+            Some(text) => (format!("shaders/{name}.wgsl"), text.to_string()),
+            None => return Err(Error::Shader(format!("no shader named {name:?}"))),
+        },
+    };
+    let text = splice_includes(&origin, &text, override_dir)?;
+    Ok(ShaderSource {
+        name: name.to_string(),
+        origin,
+        text,
+    })
 }
 
-/// Resolves `name` to its source: the override directory's file when it exists,
-/// else the embedded one.
-pub fn load(name: &str, override_dir: Option<&Path>) -> Result<ShaderSource> {
-    if let Some(dir) = override_dir {
-        let path = dir.join(format!("{name}.wgsl"));
-        if path.exists() {
-            let text = std::fs::read_to_string(&path).map_err(|e| Error::file(&path, e))?;
-            return Ok(ShaderSource {
-                name: name.to_string(),
-                origin: path.display().to_string(),
-                text,
-            });
-        }
+fn lookup(table: &'static [(&str, &str)], name: &str) -> Option<&'static str> {
+    table.iter().find(|(n, _)| *n == name).map(|(_, s)| *s)
+}
+
+/// `dir/<rel>.wgsl` as (origin, text) when it exists.
+fn read_override(dir: Option<&Path>, rel: &str) -> Result<Option<(String, String)>> {
+    let Some(dir) = dir else { return Ok(None) };
+    let path = dir.join(format!("{rel}.wgsl"));
+    if !path.exists() {
+        return Ok(None);
     }
-    match embedded(name) {
-        Some(text) => Ok(ShaderSource {
-            name: name.to_string(),
-            origin: format!("shaders/{name}.wgsl"),
-            text: text.to_string(),
-        }),
-        None => Err(Error::Shader(format!("no shader named {name:?}"))),
+    let text = std::fs::read_to_string(&path).map_err(|e| Error::file(&path, e))?;
+    Ok(Some((path.display().to_string(), text)))
+}
+
+/// Replaces each `// #include NAME` line by shaders/include/NAME.wgsl (or the override
+/// directory's include/NAME.wgsl), so that a struct a family's files share is written
+/// once and each file still validates on its own. naga's line numbers then count the
+/// spliced lines.
+fn splice_includes(origin: &str, text: &str, override_dir: Option<&Path>) -> Result<String> {
+    let mut out = String::with_capacity(text.len());
+    for (i, line) in text.lines().enumerate() {
+        let Some(name) = line.trim().strip_prefix("// #include ") else {
+            out.push_str(line);
+            out.push('\n');
+            continue;
+        };
+        let name = name.trim();
+        let header = match read_override(override_dir, &format!("include/{name}"))? {
+            Some((_, t)) => t,
+            None => lookup(INCLUDES, name)
+                .ok_or_else(|| {
+                    Error::Shader(format!(
+                        "{origin}:{}: no header shaders/include/{name}.wgsl",
+                        i + 1
+                    ))
+                })?
+                .to_string(),
+        };
+        out.push_str(&header);
     }
+    Ok(out)
 }
 
 /// The override directory from the environment, if set.

@@ -2,7 +2,7 @@
 
 use rand::Rng;
 
-use crate::shape::strides;
+use crate::tensor::shape::strides;
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct HostTensor {

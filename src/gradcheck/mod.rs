@@ -14,8 +14,9 @@ use rand::SeedableRng;
 
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
+use crate::op_table;
 use crate::ops::attrs::Attrs;
-use crate::ops::registry::{self, OpSpec};
+use crate::ops::spec::OpSpec;
 use crate::tensor::{DType, Tensor};
 use check::{Case, Check};
 use host::{relative_error, HostTensor};
@@ -173,10 +174,10 @@ pub fn check_case(
 /// Checks the named ops (all when empty) with cases drawn from `seed`.
 pub fn run(gpu: &Gpu, ops: &[String], seed: u64) -> Result<Vec<CaseReport>> {
     let specs: Vec<&'static OpSpec> = if ops.is_empty() {
-        registry::all().collect()
+        op_table::all().collect()
     } else {
         ops.iter()
-            .map(|n| registry::find(n))
+            .map(|n| op_table::find(n))
             .collect::<Result<_>>()?
     };
     let mut rng = StdRng::seed_from_u64(seed);

@@ -12,10 +12,10 @@ use crate::autograd::Var;
 use crate::error::{Error, Result};
 use crate::gpu::{Kernel, WORKGROUP};
 use crate::ops::attrs::AttrKind;
-use crate::ops::elementwise::{expect_f32, full};
-use crate::ops::params::Params;
-use crate::ops::registry::fixed_in;
-use crate::ops::registry::{attr, f32_in, OpSpec};
+use crate::ops::spec::fixed_in;
+use crate::ops::spec::{attr, f32_in, OpSpec};
+use crate::tensor::elementwise::{expect_f32, full};
+use crate::tensor::params::Params;
 use crate::tensor::{shape_str, DType, Tensor};
 
 const OP: &str = "cross_entropy";
@@ -307,7 +307,7 @@ mod tests {
     fn mean_over_many_pixels() {
         let gpu = Gpu::shared().unwrap();
         let pixels = super::super::PARTIALS + 1001;
-        let x = crate::ops::elementwise::zeros(&gpu, &[1, 3, pixels]).unwrap();
+        let x = crate::tensor::elementwise::zeros(&gpu, &[1, 3, pixels]).unwrap();
         let labels: Vec<u32> = (0..pixels as u32).map(|i| i % 4).collect();
         let y = Tensor::from_u32(&gpu, &labels, &[1, pixels]).unwrap();
         let w = Tensor::from_slice(&gpu, &[1.0, 2.0, 4.0], &[3]).unwrap();

@@ -1,27 +1,33 @@
-//! Loss functions: each a fused WGSL forward and backward with a raw tensor-level fn,
-//! a `Var` method and an op-table entry (`wgseg op`, gradcheck).
+//! Loss functions, filed by kind rather than by paper: each a fused WGSL forward and
+//! backward with a raw tensor-level fn, a `Var` method and an op-table entry
+//! (`wgseg op`, gradcheck). InfoNCE over mask prototypes, pixel contrast (with its
+//! anchor sampler), pixel-prototype contrast, PatchNCE, cross-entropy, balanced BCE,
+//! and the pointwise losses (L1, MSE, LSGAN, entropy).
 //!
 //! Scalar losses reduce in two steps: a grid-stride kernel leaves one partial sum per
 //! invocation (at most [`PARTIALS`] of them), then reduce.wgsl or the one-workgroup
 //! [`ratio_of_sums`] adds them up.
 
-pub mod bce;
+pub mod anchor_sampler;
+pub mod balanced_bce;
 pub mod cross_entropy;
+pub mod mask_infonce;
+pub mod patch_nce;
 pub mod pixel_contrast;
-pub mod sampler;
-pub mod simple;
+pub mod proto_contrast;
+pub mod simple_loss;
 
 use crate::error::{Error, Result};
 use crate::gpu::Kernel;
 use crate::ops::reduce::reduce_sum;
 use crate::tensor::{DType, Tensor};
 
-pub use bce::{balanced_bce, balanced_bce_backward, BalancedBce};
+pub use anchor_sampler::{AnchorSampler, Anchors};
+pub use balanced_bce::{balanced_bce, balanced_bce_backward, BalancedBce};
 pub use cross_entropy::{check_targets, cross_entropy, cross_entropy_backward, CrossEntropy};
 pub use pixel_contrast::{check_positives, ContrastForward, Memory, PixelContrast};
-pub use sampler::{AnchorSampler, Anchors};
-use simple::LossParams;
-pub use simple::{
+use simple_loss::LossParams;
+pub use simple_loss::{
     entropy, entropy_backward, lsgan_loss, pointwise_loss, pointwise_loss_backward, Pointwise,
     Target,
 };
@@ -76,7 +82,7 @@ pub fn ratio_of_sums(op: &str, num: &Tensor, den: &Tensor) -> Result<(Tensor, Te
     }
     .build(op)?;
     gpu.dispatch(
-        &Kernel::new("losses", "ratio"),
+        &Kernel::new("simple_loss", "ratio"),
         &[out.buffer(), num.buffer(), den.buffer(), den_sum.buffer()],
         p.bytes(),
         [1, 1, 1],

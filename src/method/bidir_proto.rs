@@ -39,14 +39,15 @@ use crate::experiment::config::{Experiment, MethodCfg};
 use crate::experiment::model::SegModel;
 use crate::gpu::Gpu;
 use crate::loss::{check_targets, Reduction};
+use crate::memory::prototype_bank::DomainPrototypes;
 use crate::nn::builder::{Builder, StepClock};
 use crate::nn::module::Module;
-use crate::ops::elementwise::zeros;
+use crate::ops::class_prototypes::class_prototypes;
 use crate::ops::interpolate::InterpolateMode;
+use crate::ops::label_transfer::{label_transfer, LabelTransfer};
 use crate::ops::layout::concat;
 use crate::optim::Optimizer;
-use crate::proto::label_transfer::{label_transfer, LabelTransfer};
-use crate::proto::prototypes::{class_prototypes, DomainPrototypes};
+use crate::tensor::elementwise::zeros;
 use crate::tensor::Tensor;
 
 /// Salt of the target's batch order and augmentation, apart from the source's.

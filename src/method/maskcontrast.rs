@@ -13,14 +13,14 @@ use super::state::{
 };
 use super::{Method, StepScalars, TrainSets};
 use crate::autograd::{no_grad, Var};
-use crate::contrast::ema::ema_update_module;
-use crate::contrast::queue::PrototypeQueue;
 use crate::data::loader::{contrastive_views, step_indices};
 use crate::error::{Error, Result};
 use crate::experiment::config::{Experiment, MethodCfg};
 use crate::experiment::model::SegModel;
 use crate::gpu::Gpu;
+use crate::memory::queue::PrototypeQueue;
 use crate::nn::builder::{Builder, StepClock};
+use crate::nn::module::ema_update_module;
 use crate::nn::module::Module;
 use crate::optim::Optimizer;
 use crate::tensor::Tensor;

@@ -5,8 +5,7 @@ pub mod bidir_proto;
 pub mod maskcontrast;
 mod params;
 pub mod pixel_contrast;
-mod pixel_memory;
-mod state;
+pub(crate) mod state;
 pub mod translation_coding;
 
 use std::collections::HashMap;

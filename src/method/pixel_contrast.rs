@@ -21,7 +21,6 @@
 use std::collections::HashMap;
 
 use super::params::optimizer;
-use super::pixel_memory::PixelMemory;
 use super::state::{load_optimizer, save_optimizer, Extra};
 use super::{Method, StepScalars, TrainSets};
 use crate::autograd::Var;
@@ -34,12 +33,13 @@ use crate::experiment::config::{Experiment, MethodCfg};
 use crate::experiment::model::SegModel;
 use crate::gpu::Gpu;
 use crate::loss::{check_positives, check_targets, AnchorSampler, Reduction};
+use crate::memory::pixel_memory::PixelMemory;
 use crate::nn::builder::{Builder, StepClock};
 use crate::nn::heads::ProjectionHead;
 use crate::nn::module::{join, Module, State};
-use crate::ops::elementwise::zeros;
 use crate::ops::interpolate::InterpolateMode;
 use crate::optim::Optimizer;
+use crate::tensor::elementwise::zeros;
 use crate::tensor::Tensor;
 
 /// Salt of the per-step RNG that samples anchors and memory pixels.

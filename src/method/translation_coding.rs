@@ -41,10 +41,10 @@ use crate::nn::builder::{Builder, StepClock};
 use crate::nn::layers::{Activation, Conv2d, ConvOpts, Linear};
 use crate::nn::module::{join, Module, Sequential, State};
 use crate::nn::patchgan::PatchGan;
-use crate::ops::elementwise::zeros;
+use crate::ops::gather_pixels::sample_patch_indices;
 use crate::ops::interpolate::InterpolateMode;
 use crate::optim::Optimizer;
-use crate::proto::gather::sample_patch_indices;
+use crate::tensor::elementwise::zeros;
 use crate::tensor::Tensor;
 
 /// Salt of the target domain's batch order and augmentation.

@@ -4,7 +4,8 @@
 use std::cell::Cell;
 
 use crate::autograd::Var;
-use crate::error::Result;
+use crate::error::{Error, Result};
+use crate::ops::ema::ema_update;
 use crate::tensor::Tensor;
 
 /// One entry of a module's state.
@@ -116,4 +117,20 @@ impl Module for Sequential {
             l.set_training(training);
         }
     }
+}
+
+/// [`ema_update`] over the trainable parameters of two networks of one architecture,
+/// paired by state_dict name (buffers such as batch norm running statistics are left
+/// to each network, as in MoCo and MaskContrast).
+pub fn ema_update_module(key: &dyn Module, query: &dyn Module, momentum: f32) -> Result<()> {
+    let (kp, qp) = (parameters(key), parameters(query));
+    if let Some(((kn, _), (qn, _))) = kp.iter().zip(&qp).find(|((kn, _), (qn, _))| kn != qn) {
+        return Err(Error::op(
+            "ema",
+            format!("key parameter {kn} is paired with query parameter {qn}"),
+        ));
+    }
+    let ks: Vec<Tensor> = kp.iter().map(|(_, v)| v.value()).collect();
+    let qs: Vec<Tensor> = qp.iter().map(|(_, v)| v.value()).collect();
+    ema_update(&ks, &qs, momentum)
 }

@@ -2,13 +2,13 @@
 //! and bias gradients (shaders/conv2d_backward.wgsl, the bias one a plain sum).
 
 use super::attrs::AttrKind;
-use super::elementwise::expect_f32;
-use super::params::Params;
 use super::reduce::reduce_sum;
-use super::registry::{attr, f32_in, InputSpec, OpCall, OpSpec};
+use super::spec::{attr, f32_in, InputSpec, OpCall, OpSpec};
 use crate::autograd::Var;
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, Kernel};
+use crate::tensor::elementwise::expect_f32;
+use crate::tensor::params::Params;
 use crate::tensor::{shape_str, DType, Tensor};
 
 const OP: &str = "conv2d";

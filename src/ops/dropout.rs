@@ -4,12 +4,12 @@
 //! mask to the gradient by re-running the kernel, so nothing is saved.
 
 use super::attrs::AttrKind;
-use super::elementwise::expect_f32;
-use super::params::Params;
-use super::registry::{attr, OpSpec, INPUT};
+use super::spec::{attr, OpSpec, INPUT};
 use crate::autograd::Var;
 use crate::error::{Error, Result};
 use crate::gpu::{Kernel, WORKGROUP};
+use crate::tensor::elementwise::expect_f32;
+use crate::tensor::params::Params;
 use crate::tensor::{DType, Tensor};
 
 /// PCG-RXS-M-XS output permutation, bit for bit the shader's `pcg`.

@@ -4,12 +4,12 @@
 //! floor(in * scale_factor) and sources are read at 1 / scale_factor, not in / out.
 
 use super::attrs::AttrKind;
-use super::elementwise::expect_f32;
-use super::params::Params;
-use super::registry::{attr, OpCall, OpSpec, INPUT};
+use super::spec::{attr, OpCall, OpSpec, INPUT};
 use crate::autograd::Var;
 use crate::error::{Error, Result};
 use crate::gpu::{Kernel, WORKGROUP};
+use crate::tensor::elementwise::expect_f32;
+use crate::tensor::params::Params;
 use crate::tensor::{shape_str, DType, Tensor};
 
 const OP: &str = "interpolate";

@@ -2,14 +2,14 @@
 //! through the strided copy of shaders/copy.wgsl.
 
 use super::attrs::AttrKind;
-use super::elementwise::zeros;
-use super::params::Params;
 use super::reduce::sum_to_shape;
-use super::registry::{attr, InputSpec, OpSpec, INPUT};
+use super::spec::{attr, InputSpec, OpSpec, INPUT};
 use crate::autograd::Var;
 use crate::error::{Error, Result};
 use crate::gpu::{Kernel, WORKGROUP};
-use crate::shape::{self, strides};
+use crate::tensor::elementwise::zeros;
+use crate::tensor::params::Params;
+use crate::tensor::shape::{self, strides};
 use crate::tensor::DType;
 use crate::tensor::{shape_str, Tensor};
 

@@ -2,12 +2,12 @@
 //! (shaders/matmul.wgsl with swapped strides) rather than copying it.
 
 use super::attrs::AttrSpec;
-use super::elementwise::{add, expect_f32};
 use super::matmul::{matmul_views, MatView};
 use super::reduce::reduce_sum;
-use super::registry::{f32_in, InputSpec, OpSpec};
+use super::spec::{f32_in, InputSpec, OpSpec};
 use crate::autograd::Var;
 use crate::error::{Error, Result};
+use crate::tensor::elementwise::{add, expect_f32};
 use crate::tensor::{shape_str, Tensor};
 
 /// Rows (all leading dims), in-features and out-features of `input @ weight^T`.

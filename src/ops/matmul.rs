@@ -1,13 +1,13 @@
 //! Batched matrix multiply (shaders/matmul.wgsl) with torch.matmul's batch
 //! broadcasting for the common cases: equal batch dims, or one 2-D operand.
 
-use super::elementwise::expect_f32;
-use super::params::Params;
 use super::reduce::sum_to_shape;
-use super::registry::{OpSpec, INPUT_OTHER};
+use super::spec::{OpSpec, INPUT_OTHER};
 use crate::autograd::Var;
 use crate::error::{Error, Result};
 use crate::gpu::Kernel;
+use crate::tensor::elementwise::expect_f32;
+use crate::tensor::params::Params;
 use crate::tensor::{shape_str, DType, Tensor};
 
 /// One operand as the kernel reads it: element strides of (batch, row, col).

@@ -4,13 +4,13 @@
 //! form groups, which a [`Layout`] describes.
 
 use super::attrs::{AttrKind, AttrSpec};
-use super::elementwise::{expect_f32, full, mul, zeros};
-use super::params::Params;
 use super::reduce::reduce_sum;
-use super::registry::{attr, f32_in, optional_in, InputSpec, OpCall, OpSpec};
+use super::spec::{attr, f32_in, optional_in, InputSpec, OpCall, OpSpec};
 use crate::autograd::Var;
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, Kernel, WORKGROUP};
+use crate::tensor::elementwise::{expect_f32, full, mul, zeros};
+use crate::tensor::params::Params;
 use crate::tensor::{shape_str, DType, Tensor};
 
 /// Rows at least this long are reduced by a whole workgroup each.

@@ -4,12 +4,12 @@
 //! return_indices) as a u32 tensor for backward.
 
 use super::attrs::{AttrKind, AttrSpec};
-use super::elementwise::expect_f32;
-use super::params::Params;
-use super::registry::{attr, OpCall, OpSpec, INPUT};
+use super::spec::{attr, OpCall, OpSpec, INPUT};
 use crate::autograd::Var;
 use crate::error::{Error, Result};
 use crate::gpu::{Kernel, WORKGROUP};
+use crate::tensor::elementwise::expect_f32;
+use crate::tensor::params::Params;
 use crate::tensor::{shape_str, DType, Tensor};
 
 /// Window geometry of max_pool2d / avg_pool2d, as (height, width) pairs.

@@ -2,14 +2,14 @@
 //! sum that every broadcasting op's backward needs.
 
 use super::attrs::{AttrKind, AttrSpec};
-use super::elementwise::{expect_f32, scale};
 use super::layout::expand;
-use super::params::Params;
-use super::registry::{attr, OpSpec, INPUT};
+use super::spec::{attr, OpSpec, INPUT};
 use crate::autograd::Var;
 use crate::error::Result;
 use crate::gpu::{Kernel, WORKGROUP};
-use crate::shape::{self, strides};
+use crate::tensor::elementwise::{expect_f32, scale};
+use crate::tensor::params::Params;
+use crate::tensor::shape::{self, strides};
 use crate::tensor::{DType, Tensor};
 
 /// Reductions at least this long get a whole workgroup per output.

@@ -1,13 +1,13 @@
 //! softmax and log_softmax over one axis (shaders/softmax.wgsl).
 
 use super::attrs::{AttrKind, AttrSpec};
-use super::elementwise::expect_f32;
-use super::params::Params;
-use super::registry::{attr, OpSpec, INPUT};
+use super::spec::{attr, OpSpec, INPUT};
 use crate::autograd::Var;
 use crate::error::Result;
 use crate::gpu::{Kernel, WORKGROUP};
-use crate::shape;
+use crate::tensor::elementwise::expect_f32;
+use crate::tensor::params::Params;
+use crate::tensor::shape;
 use crate::tensor::{DType, Tensor};
 
 /// The [outer, n, inner] view of `shape` around `dim`, as kernel parameters.

@@ -5,7 +5,7 @@ use crate::autograd::Var;
 use crate::error::{Error, Result};
 use crate::gpu::{Kernel, WORKGROUP};
 use crate::ops::kernels::zeros;
-use crate::ops::params::Params;
+use crate::tensor::params::Params;
 use crate::tensor::Tensor;
 
 #[derive(Clone, Copy, Debug, PartialEq)]

@@ -7,7 +7,7 @@ use crate::error::Result;
 use crate::gradcheck::check::{case, dims, input, uniform, Case, Check, Inputs};
 use crate::gradcheck::host::{unravel, HostTensor};
 use crate::ops::attrs::Attrs;
-use crate::shape::{broadcast, broadcast_strides};
+use crate::tensor::shape::{broadcast, broadcast_strides};
 
 fn broadcast_binary(op: &str, x: &Inputs, f: fn(f64, f64) -> f64) -> Result<HostTensor> {
     let (a, b) = (input(x, "input")?, input(x, "other")?);

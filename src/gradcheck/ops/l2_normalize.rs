@@ -6,7 +6,7 @@ use crate::error::Result;
 use crate::gradcheck::check::{case, dims, input, uniform, Case, Check, Inputs};
 use crate::gradcheck::host::{unravel, HostTensor};
 use crate::ops::attrs::Attrs;
-use crate::shape::axis;
+use crate::tensor::shape::axis;
 
 fn l2_normalize(x: &Inputs, a: &Attrs) -> Result<HostTensor> {
     let x = input(x, "input")?;

@@ -7,7 +7,7 @@ use crate::gradcheck::check::{case, dims, input, uniform, Check, Inputs};
 use crate::gradcheck::host::{unravel, HostTensor};
 use crate::ops::attrs::Attrs;
 use crate::ops::layout::infer_shape;
-use crate::shape::axis;
+use crate::tensor::shape::axis;
 
 fn flat(idx: &[usize], strides: &[usize]) -> usize {
     idx.iter().zip(strides).map(|(a, b)| a * b).sum()
@@ -138,7 +138,7 @@ pub static CHECKS: &[Check] = &[
         reference: |x, a| {
             let x = input(x, "input")?;
             let size: Vec<usize> = a.ints("size")?.iter().map(|&d| d as usize).collect();
-            let st = crate::shape::broadcast_strides(&x.shape, &size);
+            let st = crate::tensor::shape::broadcast_strides(&x.shape, &size);
             let data = (0..size.iter().product())
                 .map(|i| x.data[flat(&unravel(i, &size), &st)])
                 .collect();

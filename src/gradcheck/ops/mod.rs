@@ -1,12 +1,13 @@
 //! Gradient checks per op family, mirroring src/ops and src/loss.
 
-mod bce;
+mod balanced_bce;
+mod class_prototypes;
 mod conv;
 mod cross_entropy;
 mod dropout;
 mod elementwise;
 mod ema;
-mod gather;
+mod gather_pixels;
 mod interpolate;
 mod l2_normalize;
 mod label_transfer;
@@ -20,7 +21,6 @@ mod patch_nce;
 mod pixel_contrast;
 mod pool;
 mod proto_contrast;
-mod prototypes;
 mod reduce;
 mod simple_loss;
 mod softmax;
@@ -44,14 +44,14 @@ static FAMILIES: &[&[Check]] = &[
     mask_infonce::CHECKS,
     ema::CHECKS,
     cross_entropy::CHECKS,
-    bce::CHECKS,
+    balanced_bce::CHECKS,
     pixel_contrast::CHECKS,
     simple_loss::CHECKS,
     proto_contrast::CHECKS,
-    prototypes::CHECKS,
+    class_prototypes::CHECKS,
     label_transfer::CHECKS,
     patch_nce::CHECKS,
-    gather::CHECKS,
+    gather_pixels::CHECKS,
 ];
 
 /// The check of `op`, if it has one.

@@ -3,7 +3,7 @@
 use crate::error::Result;
 use crate::gradcheck::check::{case, dims, input, Case, Check, Inputs};
 use crate::gradcheck::host::{unravel, HostTensor};
-use crate::shape::axis;
+use crate::tensor::shape::axis;
 
 fn softmax(x: &Inputs, dim: i64, log: bool) -> Result<HostTensor> {
     let x = input(x, "input")?;

@@ -1,14 +1,14 @@
-//! l2_normalize (torch.nn.functional.normalize with p=2), shaders/l2norm.wgsl:
+//! l2_normalize (torch.nn.functional.normalize with p=2), shaders/l2_normalize.wgsl:
 //!   y = x / max(||x||_2, eps)   along `dim`.
 
 use crate::autograd::Var;
 use crate::error::{Error, Result};
 use crate::gpu::{Kernel, WORKGROUP};
 use crate::ops::attrs::AttrKind;
-use crate::ops::elementwise::expect_f32;
-use crate::ops::params::Params;
-use crate::ops::registry::{attr, OpSpec, INPUT};
-use crate::shape;
+use crate::ops::spec::{attr, OpSpec, INPUT};
+use crate::tensor::elementwise::expect_f32;
+use crate::tensor::params::Params;
+use crate::tensor::shape;
 use crate::tensor::{DType, Tensor};
 
 const OP: &str = "l2_normalize";
@@ -45,7 +45,7 @@ pub fn l2_normalize(x: &Tensor, dim: i64, eps: f32) -> Result<Tensor> {
     let out = Tensor::empty(x.gpu(), x.shape(), DType::F32)?;
     let gpu = x.gpu();
     gpu.dispatch(
-        &Kernel::new("l2norm", "forward"),
+        &Kernel::new("l2_normalize", "forward"),
         &[x.buffer(), out.buffer()],
         p.bytes(),
         gpu.grid(n as u64, WORKGROUP),
@@ -71,7 +71,7 @@ pub fn l2_normalize_backward(x: &Tensor, g: &Tensor, dim: i64, eps: f32) -> Resu
     let out = Tensor::empty(x.gpu(), x.shape(), DType::F32)?;
     let gpu = x.gpu();
     gpu.dispatch(
-        &Kernel::new("l2norm", "backward"),
+        &Kernel::new("l2_normalize", "backward"),
         &[x.buffer(), g.buffer(), out.buffer()],
         p.bytes(),
         gpu.grid(n as u64, WORKGROUP),

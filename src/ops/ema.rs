@@ -8,11 +8,10 @@
 use crate::autograd::Var;
 use crate::error::{Error, Result};
 use crate::gpu::{Kernel, WORKGROUP};
-use crate::nn::module::{parameters, Module};
 use crate::ops::attrs::AttrKind;
-use crate::ops::elementwise::expect_f32;
-use crate::ops::params::Params;
-use crate::ops::registry::{attr, fixed_in, OpSpec};
+use crate::ops::spec::{attr, fixed_in, OpSpec};
+use crate::tensor::elementwise::expect_f32;
+use crate::tensor::params::Params;
 use crate::tensor::{shape_str, DType, Tensor};
 
 const OP: &str = "ema";
@@ -82,22 +81,6 @@ pub fn ema_update(key: &[Tensor], query: &[Tensor], momentum: f32) -> Result<()>
         dispatch(k, q, momentum)?;
     }
     Ok(())
-}
-
-/// [`ema_update`] over the trainable parameters of two networks of one architecture,
-/// paired by state_dict name (buffers such as batch norm running statistics are left
-/// to each network, as in MoCo and MaskContrast).
-pub fn ema_update_module(key: &dyn Module, query: &dyn Module, momentum: f32) -> Result<()> {
-    let (kp, qp) = (parameters(key), parameters(query));
-    if let Some(((kn, _), (qn, _))) = kp.iter().zip(&qp).find(|((kn, _), (qn, _))| kn != qn) {
-        return Err(Error::op(
-            OP,
-            format!("key parameter {kn} is paired with query parameter {qn}"),
-        ));
-    }
-    let ks: Vec<Tensor> = kp.iter().map(|(_, v)| v.value()).collect();
-    let qs: Vec<Tensor> = qp.iter().map(|(_, v)| v.value()).collect();
-    ema_update(&ks, &qs, momentum)
 }
 
 /// A new tensor `m * key + (1 - m) * query`, leaving `key` as it was.

@@ -13,13 +13,15 @@
 //! needs the [C, B*H*W] matrix of per-pixel logit gradients, which the backward
 //! writes once and reduces in pixel chunks.
 
-use super::{check_prototypes, check_target, feature_map, FeatureMap, PIXEL_CHUNK};
 use crate::autograd::Var;
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, Kernel, WORKGROUP};
 use crate::ops::attrs::AttrKind;
-use crate::ops::params::Params;
-use crate::ops::registry::{attr, f32_in, InputSpec, OpSpec};
+use crate::ops::feature_map::{
+    check_prototypes, check_target, feature_map, ignore_index, FeatureMap, PIXEL_CHUNK,
+};
+use crate::ops::spec::{attr, f32_in, InputSpec, OpSpec};
+use crate::tensor::params::Params;
 use crate::tensor::{shape_str, DType, Tensor};
 
 const SHADER: &str = "proto_contrast";
@@ -69,7 +71,7 @@ fn params(
 }
 
 /// Unit-norm prototypes p / max(||p||, 1e-12) [C, D] and the raw norms [C].
-pub fn normalize_prototypes(prototypes: &Tensor) -> Result<(Tensor, Tensor)> {
+fn normalize_prototypes(prototypes: &Tensor) -> Result<(Tensor, Tensor)> {
     let op = "normalize_prototypes";
     let (classes, dim) = match *prototypes.shape() {
         [c, d] => (c, d),
@@ -291,7 +293,7 @@ pub static OPS: &[OpSpec] = &[OpSpec {
         attr("ignore_index", AttrKind::Int, Some("255")),
     ],
     run: |c| {
-        let ignore = super::ignore_index(c.op, c.attrs.int("ignore_index")?)?;
+        let ignore = ignore_index(c.op, c.attrs.int("ignore_index")?)?;
         c.input("features")?.proto_contrast(
             c.input("prototypes")?,
             &c.input("target")?.value(),

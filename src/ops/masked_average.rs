@@ -16,9 +16,9 @@
 use crate::autograd::Var;
 use crate::error::{Error, Result};
 use crate::gpu::{Kernel, WORKGROUP};
-use crate::ops::elementwise::expect_f32;
-use crate::ops::params::Params;
-use crate::ops::registry::{f32_in, InputSpec, OpSpec};
+use crate::ops::spec::{f32_in, InputSpec, OpSpec};
+use crate::tensor::elementwise::expect_f32;
+use crate::tensor::params::Params;
 use crate::tensor::{shape_str, DType, Tensor};
 
 const OP: &str = "masked_average";

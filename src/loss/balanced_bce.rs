@@ -1,5 +1,5 @@
 //! MaskContrast's class-balanced binary cross-entropy for the saliency head
-//! (their BalancedCrossEntropyLoss; shaders/bce.wgsl).
+//! (their BalancedCrossEntropyLoss; shaders/balanced_bce.wgsl).
 //!
 //! With t binarised at 0.5, w = #negatives / #elements over the whole batch (a
 //! constant for the gradient), g = [x >= 0] and
@@ -14,10 +14,10 @@ use crate::autograd::Var;
 use crate::error::{Error, Result};
 use crate::gpu::{Kernel, WORKGROUP};
 use crate::ops::attrs::AttrKind;
-use crate::ops::elementwise::expect_f32;
-use crate::ops::params::Params;
-use crate::ops::registry::fixed_in;
-use crate::ops::registry::{attr, f32_in, OpSpec};
+use crate::ops::spec::fixed_in;
+use crate::ops::spec::{attr, f32_in, OpSpec};
+use crate::tensor::elementwise::expect_f32;
+use crate::tensor::params::Params;
 use crate::tensor::{shape_str, DType, Tensor};
 
 const OP: &str = "balanced_bce";
@@ -70,7 +70,7 @@ pub fn balanced_bce(input: &Tensor, target: &Tensor, size_average: bool) -> Resu
     let grid = gpu.grid(threads as u64, WORKGROUP);
     let partial = Tensor::empty(gpu, &[threads], DType::F32)?;
     gpu.dispatch(
-        &Kernel::new("bce", "count_positive"),
+        &Kernel::new("balanced_bce", "count_positive"),
         &[target.buffer(), partial.buffer()],
         p.bytes(),
         grid,
@@ -78,7 +78,7 @@ pub fn balanced_bce(input: &Tensor, target: &Tensor, size_average: bool) -> Resu
     let positives = sum_all(OP, &partial, 1.0)?;
     let partial = Tensor::empty(gpu, &[threads], DType::F32)?;
     gpu.dispatch(
-        &Kernel::new("bce", "forward_sums"),
+        &Kernel::new("balanced_bce", "forward_sums"),
         &[
             input.buffer(),
             target.buffer(),
@@ -107,7 +107,7 @@ pub fn balanced_bce_backward(
     let n = input.numel();
     let dx = Tensor::empty(gpu, input.shape(), DType::F32)?;
     gpu.dispatch(
-        &Kernel::new("bce", "backward"),
+        &Kernel::new("balanced_bce", "backward"),
         &[
             input.buffer(),
             target.buffer(),
@@ -155,12 +155,12 @@ mod tests {
     #[test]
     fn balances_by_the_negative_share() {
         let gpu = Gpu::shared().unwrap();
-        let n = super::super::PARTIALS + 999;
+        let n = crate::loss::PARTIALS + 999;
         let t: Vec<f32> = (0..n).map(|i| (i % 5 == 0) as u32 as f32).collect();
         let pos = t.iter().filter(|&&v| v > 0.5).count() as f64;
         let neg = n as f64 - pos;
         let w = neg / n as f64;
-        let x = crate::ops::elementwise::zeros(&gpu, &[1, 1, 1, n]).unwrap();
+        let x = crate::tensor::elementwise::zeros(&gpu, &[1, 1, 1, n]).unwrap();
         let tt = Tensor::from_slice(&gpu, &t, &[1, 1, 1, n]).unwrap();
         let got = balanced_bce(&x, &tt, true).unwrap().loss.item().unwrap() as f64;
         let want = 2f64.ln() * (w * pos + (1.0 - w) * neg) / n as f64;
@@ -170,7 +170,7 @@ mod tests {
     #[test]
     fn refuses_multichannel_input() {
         let gpu = Gpu::shared().unwrap();
-        let x = crate::ops::elementwise::zeros(&gpu, &[2, 3, 4, 4]).unwrap();
+        let x = crate::tensor::elementwise::zeros(&gpu, &[2, 3, 4, 4]).unwrap();
         let e = balanced_bce(&x, &x, true).err().unwrap();
         assert!(e.to_string().contains("[B, 1, H, W]"), "{e}");
     }

@@ -1,15 +1,9 @@
-//! Prototype and patch contrast for domain adaptation and contrastive translation:
-//! pixel-prototype cross-entropy, class prototypes with EMA banks and calibration,
-//! label transfer by nearest prototype, CUT's PatchNCE and the patch gather it needs.
-
-pub mod gather;
-pub mod label_transfer;
-pub mod patch_nce;
-pub mod proto_contrast;
-pub mod prototypes;
+//! The [B, D, H, W] feature maps, label maps and prototype tables that the prototype
+//! ops (class_prototypes, label_transfer, gather_pixels) and losses (proto_contrast,
+//! patch_nce) take, with the shape checks they share.
 
 use crate::error::{Error, Result};
-use crate::ops::elementwise::expect_f32;
+use crate::tensor::elementwise::expect_f32;
 use crate::tensor::{shape_str, DType, Tensor};
 
 /// Pixels per chunk of the two-stage reductions over pixels (per-class sums): each
@@ -117,7 +111,7 @@ mod tests {
     use crate::gradcheck::check::{case, uniform};
     use crate::gradcheck::host::HostTensor;
     use crate::gradcheck::{check_case, ops};
-    use crate::ops::registry;
+    use crate::op_table;
 
     /// Maps of more than one pixel chunk per image, against the gradcheck references.
     #[test]
@@ -158,7 +152,7 @@ mod tests {
             ),
         ];
         for (op, cs) in &cases {
-            let spec = registry::find(op).unwrap();
+            let spec = op_table::find(op).unwrap();
             let check = ops::find(op).unwrap();
             let report = check_case(&gpu, spec, check, cs, &mut r).unwrap();
             assert!(

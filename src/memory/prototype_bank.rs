@@ -1,186 +1,14 @@
-//! Class prototypes (shaders/prototypes.wgsl): per-class masked means of a feature
-//! map, an EMA prototype bank, and the class-wise domain-bias calibration of
-//! bi-directional pixel-prototype contrast.
-//!
-//! `class_prototypes(features [B, D, H, W], target [B, H, W])`:
-//! `proto_c = sum_{n: y_n = c} x_n / count_c` (zeros for a class without pixels), with
-//! pixels labelled `ignore_index` or `>= num_classes` left out. The counts are exact
-//! up to 2^24 pixels per class.
+//! Class prototypes kept across training steps (bi-directional pixel-prototype
+//! contrast): an EMA bank per domain and the class-wise domain-bias calibration,
+//! updated in place on the GPU from each batch's `class_prototypes`
+//! (shaders/prototype_bank.wgsl).
 
-use super::{check_target, feature_map, num_classes, FeatureMap, PIXEL_CHUNK};
-use crate::autograd::Var;
 use crate::error::{Error, Result};
-use crate::gpu::{Gpu, Kernel, WORKGROUP};
-use crate::ops::attrs::AttrKind;
-use crate::ops::elementwise::zeros;
-use crate::ops::params::Params;
-use crate::ops::registry::{attr, f32_in, InputSpec, OpSpec};
-use crate::tensor::{shape_str, DType, Tensor};
-
-pub(crate) const SHADER: &str = "prototypes";
-
-/// The uniform block of shaders/prototypes.wgsl.
-#[derive(Clone, Copy, Debug, Default)]
-pub(crate) struct Launch {
-    pub dim: usize,
-    pub hw: usize,
-    pub classes: usize,
-    pub pixels: usize,
-    pub ignore: u32,
-    pub per_image: usize,
-    pub chunks: usize,
-    pub momentum: f32,
-    pub scale: f32,
-}
-
-impl Launch {
-    pub fn of_map(map: &FeatureMap, classes: usize, ignore: u32) -> Self {
-        let (per_image, chunks) = map.chunks();
-        Launch {
-            dim: map.dim,
-            hw: map.hw,
-            classes,
-            pixels: map.pixels(),
-            ignore,
-            per_image,
-            chunks,
-            ..Default::default()
-        }
-    }
-
-    /// For the [C, D] bank kernels.
-    fn of_bank(classes: usize, dim: usize, momentum: f32) -> Self {
-        Launch {
-            dim,
-            classes,
-            momentum,
-            ..Default::default()
-        }
-    }
-
-    pub fn params(&self, op: &str) -> Result<Params> {
-        Ok(Params::new()
-            .idx(op, self.dim)?
-            .idx(op, self.hw)?
-            .idx(op, self.classes)?
-            .idx(op, self.pixels)?
-            .u32(self.ignore)
-            .idx(op, PIXEL_CHUNK)?
-            .idx(op, self.per_image)?
-            .idx(op, self.chunks)?
-            .f32(self.momentum)
-            .f32(self.scale))
-    }
-
-    /// Dispatches `entry` over `items` invocations.
-    pub fn run(
-        &self,
-        gpu: &Gpu,
-        entry: &'static str,
-        bufs: &[&wgpu::Buffer],
-        items: usize,
-    ) -> Result<()> {
-        gpu.dispatch(
-            &Kernel::new(SHADER, entry),
-            bufs,
-            self.params(entry)?.bytes(),
-            gpu.grid(items as u64, WORKGROUP),
-        )
-    }
-}
-
-/// Per-class mean features [C, D] and per-class pixel counts (u32 [C]).
-pub fn class_prototypes(
-    features: &Tensor,
-    target: &Tensor,
-    num_classes: usize,
-    ignore_index: u32,
-) -> Result<(Tensor, Tensor)> {
-    let op = "class_prototypes";
-    let map = feature_map(op, "features", features)?;
-    check_target(op, target, &map)?;
-    if num_classes == 0 {
-        return Err(Error::op(op, "num_classes must be at least 1"));
-    }
-    let l = Launch::of_map(&map, num_classes, ignore_index);
-    let gpu = features.gpu();
-    let cols = map.dim + 1;
-    let partial = Tensor::empty(gpu, &[l.chunks, num_classes, cols], DType::F32)?;
-    l.run(
-        gpu,
-        "class_partial",
-        &[features.buffer(), target.buffer(), partial.buffer()],
-        partial.numel(),
-    )?;
-    let protos = Tensor::empty(gpu, &[num_classes, map.dim], DType::F32)?;
-    let counts = Tensor::empty(gpu, &[num_classes], DType::U32)?;
-    l.run(
-        gpu,
-        "class_finish",
-        &[partial.buffer(), protos.buffer(), counts.buffer()],
-        num_classes * cols,
-    )?;
-    Ok((protos, counts))
-}
-
-/// Gradient to the features of [`class_prototypes`] for `grad` [C, D]: each labelled
-/// pixel gets its class's row divided by the class count.
-pub fn class_prototypes_backward(
-    grad: &Tensor,
-    target: &Tensor,
-    counts: &Tensor,
-    features_shape: &[usize],
-    ignore_index: u32,
-) -> Result<Tensor> {
-    let op = "class_prototypes_backward";
-    let gx = Tensor::empty(grad.gpu(), features_shape, DType::F32)?;
-    let map = feature_map(op, "features", &gx)?;
-    check_target(op, target, &map)?;
-    let classes = counts.numel();
-    if grad.shape() != [classes, map.dim] {
-        return Err(Error::op(
-            op,
-            format!(
-                "grad must be [{classes}, {}], got {}",
-                map.dim,
-                shape_str(grad.shape())
-            ),
-        ));
-    }
-    let l = Launch::of_map(&map, classes, ignore_index);
-    l.run(
-        grad.gpu(),
-        "class_backward",
-        &[target.buffer(), counts.buffer(), grad.buffer(), gx.buffer()],
-        map.pixels(),
-    )?;
-    Ok(gx)
-}
-
-impl Var {
-    /// Per-class mean of these [B, D, H, W] features over the pixels of each class of
-    /// `target` [B, H, W]: the prototypes [C, D] (differentiable) and the counts.
-    pub fn class_prototypes(
-        &self,
-        target: &Tensor,
-        num_classes: usize,
-        ignore_index: u32,
-    ) -> Result<(Var, Tensor)> {
-        let x = self.value();
-        let (protos, counts) = class_prototypes(&x, target, num_classes, ignore_index)?;
-        let (target, saved_counts, shape) = (target.clone(), counts.clone(), x.shape().to_vec());
-        let out = Var::from_op(protos, &[self], move |g| {
-            Ok(vec![Some(class_prototypes_backward(
-                g,
-                &target,
-                &saved_counts,
-                &shape,
-                ignore_index,
-            )?)])
-        });
-        Ok((out, counts))
-    }
-}
+use crate::gpu::{Gpu, Kernel};
+use crate::ops::class_prototypes::Launch;
+use crate::tensor::elementwise::zeros;
+use crate::tensor::shape_str;
+use crate::tensor::{DType, Tensor};
 
 fn check_momentum(op: &str, m: f32) -> Result<()> {
     if !(0.0..=1.0).contains(&m) {
@@ -259,7 +87,7 @@ impl PrototypeBank {
         let gpu = self.protos.gpu();
         l.run(
             gpu,
-            "ema_update",
+            Kernel::new("prototype_bank", "ema_update"),
             &[
                 counts.buffer(),
                 batch.buffer(),
@@ -270,7 +98,7 @@ impl PrototypeBank {
         )?;
         l.run(
             gpu,
-            "ema_flags",
+            Kernel::new("prototype_bank", "ema_flags"),
             &[counts.buffer(), self.initialised.buffer()],
             classes,
         )
@@ -356,7 +184,7 @@ impl DomainPrototypes {
         self.source.update(source_batch, source_counts)?;
         Launch::of_bank(classes, dim, self.bias_momentum).run(
             self.bias.gpu(),
-            "bias_update",
+            Kernel::new("prototype_bank", "bias_update"),
             &[
                 target_counts.buffer(),
                 target_batch.buffer(),
@@ -370,14 +198,14 @@ impl DomainPrototypes {
     }
 
     /// Source prototypes moved by the class-wise bias [C, D]: the prototypes to label
-    /// target pixels against ([`super::label_transfer::label_transfer`]).
+    /// target pixels against ([`crate::ops::label_transfer::label_transfer`]).
     pub fn calibrated(&self) -> Result<Tensor> {
         let (classes, dim) = (self.source.classes(), self.source.dim());
         let gpu = self.bias.gpu();
         let out = Tensor::empty(gpu, &[classes, dim], DType::F32)?;
         Launch::of_bank(classes, dim, 0.0).run(
             gpu,
-            "calibrated",
+            Kernel::new("prototype_bank", "calibrated"),
             &[
                 self.source.protos.buffer(),
                 self.bias.buffer(),
@@ -389,49 +217,12 @@ impl DomainPrototypes {
     }
 }
 
-const TARGET: InputSpec = InputSpec {
-    name: "target",
-    dtype: DType::U32,
-    differentiable: false,
-    variadic: false,
-    optional: false,
-};
-
-pub static OPS: &[OpSpec] = &[OpSpec {
-    name: "class_prototypes",
-    summary: "per-class mean feature over the pixels of each class (zeros for absent classes)",
-    inputs: &[f32_in("features"), TARGET],
-    attrs: &[
-        attr("num_classes", AttrKind::Int, None),
-        attr("ignore_index", AttrKind::Int, Some("255")),
-    ],
-    run: |c| {
-        let classes = num_classes(c.op, c.attrs.int("num_classes")?)?;
-        let ignore = super::ignore_index(c.op, c.attrs.int("ignore_index")?)?;
-        let (protos, _) =
-            c.input("features")?
-                .class_prototypes(&c.input("target")?.value(), classes, ignore)?;
-        Ok(protos)
-    },
-}];
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn close(a: &[f32], b: &[f32]) -> bool {
         a.len() == b.len() && a.iter().zip(b).all(|(x, y)| (x - y).abs() < 1e-5)
-    }
-
-    #[test]
-    fn class_means_and_counts() {
-        let gpu = Gpu::shared().unwrap();
-        // One image, D = 2, three pixels: classes 1, ignore, 1; class 0 and 2 absent.
-        let f = Tensor::from_slice(&gpu, &[1.0, 5.0, 3.0, 2.0, 7.0, 4.0], &[1, 2, 1, 3]).unwrap();
-        let t = Tensor::from_u32(&gpu, &[1, 255, 1], &[1, 1, 3]).unwrap();
-        let (p, n) = class_prototypes(&f, &t, 3, 255).unwrap();
-        assert!(close(&p.to_vec().unwrap(), &[0.0, 0.0, 2.0, 3.0, 0.0, 0.0]));
-        assert_eq!(n.to_vec_u32().unwrap(), vec![0, 2, 0]);
     }
 
     #[test]

@@ -5,6 +5,10 @@
 use std::fmt;
 use std::rc::Rc;
 
+pub mod elementwise;
+pub mod params;
+pub mod shape;
+
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 

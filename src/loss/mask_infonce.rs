@@ -1,4 +1,4 @@
-//! mask_infonce (shaders/infonce.wgsl): MaskContrast's loss (Van Gansbeke et al.,
+//! mask_infonce (shaders/mask_infonce.wgsl): MaskContrast's loss (Van Gansbeke et al.,
 //! ICCV 2021; METHODS.md section 1). Every pixel i of image b whose mask is 1 is a
 //! query q_i (a column of `query` [B,D,H,W]); its logits are
 //!   l_ij = q_i . k_j / T   for j over the B key prototypes, then the K queue rows,
@@ -18,9 +18,9 @@ use crate::autograd::Var;
 use crate::error::{Error, Result};
 use crate::gpu::{Kernel, WORKGROUP};
 use crate::ops::attrs::AttrKind;
-use crate::ops::elementwise::expect_f32;
-use crate::ops::params::Params;
-use crate::ops::registry::{attr, f32_in, fixed_in, OpSpec};
+use crate::ops::spec::{attr, f32_in, fixed_in, OpSpec};
+use crate::tensor::elementwise::expect_f32;
+use crate::tensor::params::Params;
 use crate::tensor::{shape_str, DType, Tensor};
 
 const OP: &str = "mask_infonce";
@@ -153,7 +153,7 @@ impl MaskInfoNce {
         let salient = Tensor::empty(gpu, &[1], DType::F32)?;
         let p = self.params()?;
         gpu.dispatch(
-            &Kernel::new("infonce", "forward"),
+            &Kernel::new("mask_infonce", "forward"),
             &[
                 self.query.buffer(),
                 self.mask.buffer(),
@@ -166,7 +166,7 @@ impl MaskInfoNce {
             gpu.grid(pixels as u64, WORKGROUP),
         )?;
         gpu.dispatch(
-            &Kernel::new("infonce", "reduce"),
+            &Kernel::new("mask_infonce", "reduce"),
             &[
                 self.mask.buffer(),
                 term.buffer(),
@@ -205,7 +205,7 @@ impl MaskInfoNce {
         let gpu = self.query.gpu();
         let dq = Tensor::empty(gpu, self.query.shape(), DType::F32)?;
         gpu.dispatch(
-            &Kernel::new("infonce", "query_grad"),
+            &Kernel::new("mask_infonce", "query_grad"),
             &[
                 self.query.buffer(),
                 self.mask.buffer(),
@@ -232,7 +232,7 @@ impl MaskInfoNce {
         let dk = Tensor::empty(gpu, &[self.b, self.d], DType::F32)?;
         let p = self.params()?;
         gpu.dispatch(
-            &Kernel::new("infonce", "key_partial"),
+            &Kernel::new("mask_infonce", "key_partial"),
             &[
                 self.query.buffer(),
                 self.mask.buffer(),
@@ -244,7 +244,7 @@ impl MaskInfoNce {
             gpu.grid(rows as u64, WORKGROUP),
         )?;
         gpu.dispatch(
-            &Kernel::new("infonce", "key_reduce"),
+            &Kernel::new("mask_infonce", "key_reduce"),
             &[
                 saved.salient.buffer(),
                 grad.buffer(),

@@ -1,17 +1,17 @@
 //! Pointwise regression losses (l1_loss, mse_loss, lsgan_loss) and the mean softmax
-//! entropy (shaders/losses.wgsl).
+//! entropy (shaders/simple_loss.wgsl).
 
 use super::{partial_count, sum_all, Reduction};
 use crate::autograd::Var;
 use crate::error::{Error, Result};
 use crate::gpu::{Kernel, WORKGROUP};
 use crate::ops::attrs::AttrKind;
-use crate::ops::elementwise::{expect_f32, neg};
-use crate::ops::params::Params;
-use crate::ops::registry::{attr, f32_in, OpSpec, INPUT};
+use crate::ops::spec::{attr, f32_in, OpSpec, INPUT};
+use crate::tensor::elementwise::{expect_f32, neg};
+use crate::tensor::params::Params;
 use crate::tensor::{shape_str, DType, Tensor};
 
-/// The uniform block of shaders/losses.wgsl.
+/// The uniform block of shaders/simple_loss.wgsl.
 #[derive(Default)]
 pub(crate) struct LossParams {
     pub n: usize,
@@ -109,7 +109,7 @@ pub fn pointwise_loss(
     if reduction == Reduction::None {
         let out = Tensor::empty(gpu, input.shape(), DType::F32)?;
         gpu.dispatch(
-            &Kernel::new("losses", "pointwise_none").with(&consts),
+            &Kernel::new("simple_loss", "pointwise_none").with(&consts),
             &[input.buffer(), t.buffer(), out.buffer()],
             lp.build(op)?.bytes(),
             gpu.grid(n as u64, WORKGROUP),
@@ -119,7 +119,7 @@ pub fn pointwise_loss(
     lp.threads = partial_count(n);
     let partials = Tensor::empty(gpu, &[lp.threads], DType::F32)?;
     gpu.dispatch(
-        &Kernel::new("losses", "pointwise_sums").with(&consts),
+        &Kernel::new("simple_loss", "pointwise_sums").with(&consts),
         &[input.buffer(), t.buffer(), partials.buffer()],
         lp.build(op)?.bytes(),
         gpu.grid(lp.threads as u64, WORKGROUP),
@@ -165,7 +165,7 @@ pub fn pointwise_loss_backward(
     let dx = Tensor::empty(gpu, input.shape(), DType::F32)?;
     let consts = [("OP", kind as u32 as f64)];
     gpu.dispatch(
-        &Kernel::new("losses", "pointwise_backward").with(&consts),
+        &Kernel::new("simple_loss", "pointwise_backward").with(&consts),
         &[input.buffer(), t.buffer(), g.buffer(), dx.buffer()],
         lp.build(op)?.bytes(),
         gpu.grid(n as u64, WORKGROUP),
@@ -226,7 +226,7 @@ pub fn entropy(input: &Tensor) -> Result<Tensor> {
         ..Default::default()
     };
     gpu.dispatch(
-        &Kernel::new("losses", "entropy_sums"),
+        &Kernel::new("simple_loss", "entropy_sums"),
         &[input.buffer(), partials.buffer()],
         p.build("entropy")?.bytes(),
         gpu.grid(threads as u64, WORKGROUP),
@@ -247,7 +247,7 @@ pub fn entropy_backward(input: &Tensor, g: &Tensor) -> Result<Tensor> {
         ..Default::default()
     };
     gpu.dispatch(
-        &Kernel::new("losses", "entropy_backward"),
+        &Kernel::new("simple_loss", "entropy_backward"),
         &[input.buffer(), g.buffer(), dx.buffer()],
         p.build("entropy")?.bytes(),
         gpu.grid(positions as u64, WORKGROUP),
@@ -354,13 +354,13 @@ mod tests {
     #[test]
     fn sums_beyond_the_partials() {
         let gpu = Gpu::shared().unwrap();
-        let n = super::super::PARTIALS * 2 + 37;
+        let n = crate::loss::PARTIALS * 2 + 37;
         let x: Vec<f32> = (0..n).map(|i| (i % 7) as f32 * 0.25).collect();
         let xt = Tensor::from_slice(&gpu, &x, &[n]).unwrap();
         let want: f64 = x.iter().map(|&v| (v as f64 - 1.0).powi(2)).sum::<f64>() / n as f64;
         let got = lsgan_loss(&xt, true).unwrap().item().unwrap() as f64;
         assert!((got - want).abs() / want < 1e-5, "{got} vs {want}");
-        let zeros = crate::ops::elementwise::zeros(&gpu, &[n]).unwrap();
+        let zeros = crate::tensor::elementwise::zeros(&gpu, &[n]).unwrap();
         let l1 = pointwise_loss(Pointwise::L1, &xt, Target::Tensor(&zeros), Reduction::Sum)
             .unwrap()
             .item()
@@ -372,7 +372,7 @@ mod tests {
     #[test]
     fn entropy_of_uniform_logits_is_log_classes() {
         let gpu = Gpu::shared().unwrap();
-        let x = crate::ops::elementwise::full(&gpu, &[2, 5, 3, 3], 0.7).unwrap();
+        let x = crate::tensor::elementwise::full(&gpu, &[2, 5, 3, 3], 0.7).unwrap();
         let h = entropy(&x).unwrap().item().unwrap();
         assert!((h - 5f32.ln()).abs() < 1e-6, "{h}");
     }
@@ -380,8 +380,8 @@ mod tests {
     #[test]
     fn refuses_mismatched_target() {
         let gpu = Gpu::shared().unwrap();
-        let x = Var::leaf(crate::ops::elementwise::zeros(&gpu, &[2, 3]).unwrap());
-        let t = Var::constant(crate::ops::elementwise::zeros(&gpu, &[3, 2]).unwrap());
+        let x = Var::leaf(crate::tensor::elementwise::zeros(&gpu, &[2, 3]).unwrap());
+        let t = Var::constant(crate::tensor::elementwise::zeros(&gpu, &[3, 2]).unwrap());
         let e = x.mse_loss(&t, Reduction::Mean).unwrap_err();
         assert!(e.to_string().contains("target shape [3, 2]"), "{e}");
         let e = Reduction::parse("l1_loss", "avg").unwrap_err();

@@ -1,4 +1,4 @@
-//! Non-parametric label transfer (shaders/prototypes.wgsl `assign`,
+//! Non-parametric label transfer (shaders/label_transfer.wgsl `assign`,
 //! `apply_thresholds`): pseudo labels for unlabelled pixels from their nearest
 //! prototype, kept where confident.
 //!
@@ -19,14 +19,15 @@
 //! The per-class quantile is computed on the host after one readback of the labels and
 //! confidences: once per pseudo-label round, not per training step.
 
-use super::proto_contrast::normalize_prototypes;
-use super::prototypes::Launch;
-use super::{check_prototypes, feature_map};
+use super::class_prototypes::Launch;
+use super::feature_map::{check_prototypes, feature_map, ignore_index};
+use super::l2_normalize::l2_normalize;
 use crate::autograd::Var;
 use crate::error::{Error, Result};
+use crate::gpu::Kernel;
 use crate::ops::attrs::AttrKind;
-use crate::ops::elementwise::full;
-use crate::ops::registry::{attr, fixed_in, OpSpec};
+use crate::ops::spec::{attr, fixed_in, OpSpec};
+use crate::tensor::elementwise::full;
 use crate::tensor::{DType, Tensor};
 
 /// Settings of [`label_transfer`], defaults as in the op table.
@@ -62,7 +63,7 @@ pub fn nearest_prototype(
     let op = "label_transfer";
     let map = feature_map(op, "features", features)?;
     let classes = check_prototypes(op, prototypes, map.dim)?;
-    let (phat, _) = normalize_prototypes(prototypes)?;
+    let phat = l2_normalize(prototypes, 1, 1e-12)?;
     let gpu = features.gpu();
     let shape = [map.batch, map.h, map.w];
     let labels = Tensor::empty(gpu, &shape, DType::U32)?;
@@ -73,7 +74,7 @@ pub fn nearest_prototype(
     };
     l.run(
         gpu,
-        "assign",
+        Kernel::new("label_transfer", "assign"),
         &[
             features.buffer(),
             phat.buffer(),
@@ -167,7 +168,7 @@ pub fn label_transfer(
     let out = Tensor::empty(gpu, labels.shape(), DType::U32)?;
     Launch::of_map(&map, classes, cfg.ignore_index).run(
         gpu,
-        "apply_thresholds",
+        Kernel::new("label_transfer", "apply_thresholds"),
         &[
             labels.buffer(),
             conf.buffer(),
@@ -197,7 +198,7 @@ pub static OPS: &[OpSpec] = &[OpSpec {
             threshold: a.float("threshold")? as f32,
             class_balanced: a.bool("class_balanced")?,
             balance_fraction: a.float("balance_fraction")?,
-            ignore_index: super::ignore_index(c.op, a.int("ignore_index")?)?,
+            ignore_index: ignore_index(c.op, a.int("ignore_index")?)?,
         };
         let out = label_transfer(
             &c.input("features")?.value(),

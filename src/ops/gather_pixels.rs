@@ -1,4 +1,4 @@
-//! Patch sampling for PatchNCE (shaders/gather.wgsl): seeded patch locations on the
+//! Patch sampling for PatchNCE (shaders/gather_pixels.wgsl): seeded patch locations on the
 //! host and `gather_pixels`, which takes the feature vectors at those locations.
 //!
 //! `gather_pixels(input [B, D, H, W], indices u32 [B, P])` ->
@@ -6,15 +6,15 @@
 //! Indices outside 0..H*W cannot be checked without a readback; they read as 0 and get
 //! no gradient. Repeated indices are allowed: their gradients add up.
 
-use super::feature_map;
+use super::feature_map::feature_map;
 use crate::autograd::Var;
 use crate::error::{Error, Result};
 use crate::gpu::{Kernel, WORKGROUP};
-use crate::ops::params::Params;
-use crate::ops::registry::{f32_in, InputSpec, OpSpec};
+use crate::ops::spec::{f32_in, InputSpec, OpSpec};
+use crate::tensor::params::Params;
 use crate::tensor::{shape_str, DType, Tensor};
 
-const SHADER: &str = "gather";
+const SHADER: &str = "gather_pixels";
 
 /// splitmix64: a fixed generator, so a seed gives the same patches whatever the
 /// version of the rand crate.

@@ -10,8 +10,8 @@ use std::ops::Range;
 
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
-use crate::ops::elementwise::{expect_f32, zeros};
 use crate::ops::kernels::strided_copy;
+use crate::tensor::elementwise::{expect_f32, zeros};
 use crate::tensor::{shape_str, Tensor};
 
 /// Writes `entries` [n, D] into rows `ring` (a K-row region of `data`, viewed

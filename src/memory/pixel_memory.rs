@@ -12,10 +12,10 @@ use std::collections::{BTreeMap, HashMap};
 use rand::rngs::StdRng;
 use rand::seq::index;
 
-use super::state::{copy_into, number, Extra};
-use crate::contrast::queue::ClassQueues;
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
+use crate::memory::queue::ClassQueues;
+use crate::method::state::{copy_into, number, Extra};
 use crate::ops::layout::concat;
 use crate::tensor::Tensor;
 

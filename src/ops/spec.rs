@@ -1,5 +1,6 @@
-//! The op table behind `wgseg op`, `wgseg op --list` and `wgseg gradcheck`: every op
-//! with its inputs and attributes named as in torch.nn.functional / torch.
+//! What an op of the op table is: its inputs and attributes, named as in
+//! torch.nn.functional / torch, and how a call binds them. Each op family declares
+//! its `OPS` with these; src/op_table.rs lists the families.
 
 use super::attrs::{AttrKind, AttrSpec, Attrs};
 use crate::autograd::Var;
@@ -31,6 +32,7 @@ pub struct OpSpec {
 /// The inputs and resolved attributes of one call.
 pub struct OpCall {
     pub op: &'static str,
+    spec: &'static OpSpec,
     /// (input name, its values in order: one unless variadic).
     pub inputs: Vec<(&'static str, Vec<Var>)>,
     pub attrs: Attrs,
@@ -107,47 +109,6 @@ pub(crate) const fn attr(
 
 pub(crate) const INPUT: &[InputSpec] = &[f32_in("input")];
 pub(crate) const INPUT_OTHER: &[InputSpec] = &[f32_in("input"), f32_in("other")];
-/// Every op family's table, in listing order.
-static FAMILIES: &[&[OpSpec]] = &[
-    super::elementwise::OPS,
-    super::reduce::OPS,
-    super::matmul::OPS,
-    super::layout::OPS,
-    super::linear::OPS,
-    super::softmax::OPS,
-    super::norm::OPS,
-    super::pool::OPS,
-    super::interpolate::OPS,
-    super::dropout::OPS,
-    super::conv::OPS,
-    crate::contrast::normalize::OPS,
-    crate::contrast::masked_average::OPS,
-    crate::contrast::infonce::OPS,
-    crate::contrast::ema::OPS,
-    crate::loss::cross_entropy::OPS,
-    crate::loss::bce::OPS,
-    crate::loss::pixel_contrast::OPS,
-    crate::loss::simple::OPS,
-    crate::proto::proto_contrast::OPS,
-    crate::proto::prototypes::OPS,
-    crate::proto::label_transfer::OPS,
-    crate::proto::patch_nce::OPS,
-    crate::proto::gather::OPS,
-];
-
-/// Every op, in listing order.
-pub fn all() -> impl Iterator<Item = &'static OpSpec> {
-    FAMILIES.iter().flat_map(|f| f.iter())
-}
-
-/// Looks an op up by name; the error lists the known ones.
-pub fn find(name: &str) -> Result<&'static OpSpec> {
-    all().find(|o| o.name == name).ok_or_else(|| {
-        let names: Vec<&str> = all().map(|o| o.name).collect();
-        Error::op(name, format!("unknown op; known ops: {}", names.join(", ")))
-    })
-}
-
 impl OpSpec {
     /// Binds named tensors (`tensors.0`, ... for a variadic input) and attribute texts
     /// into a call. Differentiable inputs become leaves so backward reaches them; a
@@ -219,6 +180,7 @@ impl OpSpec {
         }
         Ok(OpCall {
             op: self.name,
+            spec: self,
             inputs,
             attrs,
         })
@@ -230,7 +192,12 @@ impl OpCall {
     pub fn named(&self) -> Vec<(String, &Var)> {
         let mut out = Vec::new();
         for (name, vars) in &self.inputs {
-            if vars.len() == 1 && !name.contains('.') && find_variadic(self.op, name).is_none() {
+            let variadic = self
+                .spec
+                .inputs
+                .iter()
+                .any(|i| i.name == *name && i.variadic);
+            if vars.len() == 1 && !name.contains('.') && !variadic {
                 out.push((name.to_string(), &vars[0]));
             } else {
                 for (i, v) in vars.iter().enumerate() {
@@ -240,12 +207,4 @@ impl OpCall {
         }
         out
     }
-}
-
-fn find_variadic(op: &str, input: &str) -> Option<&'static InputSpec> {
-    find(op)
-        .ok()?
-        .inputs
-        .iter()
-        .find(|i| i.name == input && i.variadic)
 }

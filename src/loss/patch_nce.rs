@@ -13,9 +13,9 @@ use crate::autograd::Var;
 use crate::error::{Error, Result};
 use crate::gpu::{Kernel, WORKGROUP};
 use crate::ops::attrs::AttrKind;
-use crate::ops::elementwise::expect_f32;
-use crate::ops::params::Params;
-use crate::ops::registry::{attr, f32_in, OpSpec};
+use crate::ops::spec::{attr, f32_in, OpSpec};
+use crate::tensor::elementwise::expect_f32;
+use crate::tensor::params::Params;
 use crate::tensor::{shape_str, DType, Tensor};
 
 const SHADER: &str = "patch_nce";

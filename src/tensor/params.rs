@@ -2,7 +2,7 @@
 //! `struct Params` declares the fields.
 
 use crate::error::{Error, Result};
-use crate::shape::MAX_DIMS;
+use crate::tensor::shape::MAX_DIMS;
 
 #[derive(Default)]
 pub struct Params(Vec<u32>);
