@@ -19,6 +19,7 @@ pub mod op_table;
 pub mod ops;
 pub mod optim;
 pub mod report;
+pub mod state;
 pub mod tensor;
 
 pub use autograd::{no_grad, Gradients, Var};

@@ -6,8 +6,8 @@ use std::path::Path;
 
 use wgseg::data::dataset;
 use wgseg::experiment::load::load;
-use wgseg::method::maskcontrast::MaskContrast;
-use wgseg::method::{Method, TrainSets};
+use wgseg::experiment::setup::build_method;
+use wgseg::method::TrainSets;
 use wgseg::Gpu;
 
 #[test]
@@ -30,7 +30,7 @@ fn a_warm_quickstart_step_allocates_nothing_submits_once_and_reads_nothing() {
     let exp = load(Path::new("experiments/quickstart.yaml"), &sets).unwrap();
     let gpu = Gpu::new().unwrap();
     let (train, _) = dataset::open(&exp.data, &mut || {}).unwrap();
-    let mut method = MaskContrast::new(&gpu, &exp).unwrap();
+    let mut method = build_method(&gpu, &exp).unwrap();
     let sets = TrainSets {
         source: &train,
         target: None,

@@ -8,7 +8,7 @@ use clap::Args;
 use crate::error::Result;
 use crate::experiment::evaluate::Evaluation;
 use crate::experiment::infer::infer;
-use crate::experiment::train::evaluate_run;
+use crate::experiment::loaded_run::evaluate_run;
 
 #[derive(Args)]
 pub struct EvalCli {

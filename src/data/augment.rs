@@ -8,7 +8,7 @@ use rand::rngs::StdRng;
 use rand::Rng;
 
 use super::color::{hsv_to_rgb, rgb_to_hsv};
-use crate::experiment::config::AugmentCfg;
+use crate::data::config::AugmentCfg;
 
 /// Where a view was cut from its source and whether it is mirrored.
 #[derive(Clone, Copy, Debug, PartialEq)]

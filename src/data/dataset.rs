@@ -3,8 +3,8 @@
 
 use super::synthetic::{generate, SynthSpec, CLASSES};
 use super::voc::{Item, VocDataset, VOC_CLASSES};
+use crate::data::config::{DataCfg, DataSource};
 use crate::error::{Error, Result};
-use crate::experiment::config::{DataCfg, DataSource};
 
 enum Storage {
     Memory(Vec<Item>),

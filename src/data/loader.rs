@@ -10,8 +10,8 @@ use rand::{Rng, SeedableRng};
 use super::augment::{blur, normalise_into, photometric, Geometry};
 use super::dataset::Dataset;
 use super::voc::{Item, IGNORE};
+use crate::data::config::{AugmentCfg, DataCfg};
 use crate::error::Result;
-use crate::experiment::config::{AugmentCfg, DataCfg};
 use crate::gpu::Gpu;
 use crate::tensor::Tensor;
 

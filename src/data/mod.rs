@@ -2,6 +2,7 @@
 
 pub mod augment;
 pub mod color;
+pub mod config;
 pub mod dataset;
 pub mod export;
 pub mod loader;

@@ -14,7 +14,7 @@ use crate::data::dataset::Dataset;
 use crate::data::loader::plain;
 use crate::data::voc::IGNORE;
 use crate::error::Result;
-use crate::experiment::config::LinearProbeCfg;
+use crate::eval::config::LinearProbeCfg;
 use crate::gpu::Gpu;
 use crate::loss::cross_entropy::check_targets;
 use crate::loss::Reduction;
@@ -82,12 +82,13 @@ pub fn evaluate(
             lr_scale: 1.0,
             weight_decay: 0.0,
         }],
+        cfg.lr,
     )?;
     let mut rng = StdRng::seed_from_u64(seed);
     for it in 0..cfg.iters {
         let (x, y, _) = &train_feats[rng.random_range(0..train_feats.len())];
         // Poly decay, as DeepLab-style probes train.
-        let lr = cfg.lr * (1.0 - it as f64 / cfg.iters as f64).powf(0.9);
+        let lr_factor = (1.0 - it as f64 / cfg.iters as f64).powf(0.9);
         let loss = probe
             .forward(&Var::constant(x.clone()))?
             .cross_entropy_checked(
@@ -98,7 +99,7 @@ pub fn evaluate(
             )?;
         opt.zero_grad();
         loss.backward()?;
-        opt.step(lr as f32)?;
+        opt.step(lr_factor)?;
         tick();
     }
     let count = images_to_score(val.len(), limit);

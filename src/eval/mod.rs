@@ -1,6 +1,7 @@
 //! Evaluation: GPU K-means, cluster-to-class matching, argmax of class logits,
 //! segmentation metrics.
 
+pub mod config;
 pub mod kmeans;
 pub mod linear_probe;
 pub mod metrics;

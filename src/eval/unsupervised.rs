@@ -16,7 +16,7 @@ use crate::data::dataset::Dataset;
 use crate::data::loader::plain;
 use crate::data::voc::IGNORE;
 use crate::error::{Error, Result};
-use crate::experiment::config::KMeansCfg;
+use crate::eval::config::KMeansCfg;
 use crate::gpu::Gpu;
 use crate::tensor::Tensor;
 
@@ -269,8 +269,8 @@ mod tests {
     use std::cell::Cell;
 
     use super::*;
+    use crate::data::config::DataCfg;
     use crate::data::dataset;
-    use crate::experiment::config::DataCfg;
 
     const SIZE: usize = 16;
     const BATCH: usize = 4;

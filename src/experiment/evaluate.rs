@@ -5,12 +5,13 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use super::config::{Experiment, SaliencySource};
+use super::config::Experiment;
 use super::progress::with_bar;
 use super::run_dir::RunDir;
 use crate::autograd::Var;
 use crate::data::dataset::Dataset;
 use crate::error::{Error, Result};
+use crate::eval::config::SaliencySource;
 use crate::eval::linear_probe;
 use crate::eval::metrics::Scores;
 use crate::eval::supervised;

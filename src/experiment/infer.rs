@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 
 use super::evaluate::CENTROIDS;
-use super::train::{load_run, LoadedRun};
+use super::loaded_run::{load_run, LoadedRun};
 use crate::autograd::no_grad;
 use crate::autograd::Var;
 use crate::data::augment::{normalise_into, Geometry};

@@ -1,13 +1,19 @@
 //! Experiments: YAML files that drive data, model, method, optimiser, schedule,
-//! evaluation and output.
+//! evaluation and output. Each section's schema lives with its consumer; this
+//! folder composes them into runs.
 
+mod checkpoint;
 pub mod config;
+mod datasets;
+mod dry_run;
 pub mod evaluate;
 pub mod infer;
 pub mod load;
-pub mod model;
+pub mod loaded_run;
 pub mod progress;
 pub mod report;
 pub mod run_dir;
+pub mod setup;
 pub mod stages;
 pub mod train;
+mod validate;

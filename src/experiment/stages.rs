@@ -4,9 +4,10 @@
 
 use std::path::Path;
 
-use super::config::{Experiment, OptimCfg, OptimKind};
+use super::config::Experiment;
 use super::load;
 use crate::error::{Error, Result};
+use crate::optim::config::{OptimCfg, OptimKind};
 
 pub struct Stage {
     /// `None` for a file without stages (its records and checkpoints name none).

@@ -7,7 +7,7 @@
 //! pointer advances by the number of pixels written (theirs by one: their issues
 //! #18/#55).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use rand::rngs::StdRng;
 use rand::seq::index;
@@ -15,8 +15,8 @@ use rand::seq::index;
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::memory::queue::ClassQueues;
-use crate::method::state::{copy_into, number, Extra};
 use crate::ops::layout::concat;
+use crate::state::StateVisitor;
 use crate::tensor::Tensor;
 
 const SEGMENTS: &str = "memory.segments";
@@ -139,46 +139,21 @@ impl PixelMemory {
         Ok(())
     }
 
-    /// Adds both queues' storage, write pointers and fill counts.
-    pub fn save(&self, extra: &mut Extra) {
-        for (name, queues) in [(SEGMENTS, &self.segments), (PIXELS, &self.pixels)] {
-            extra
-                .0
-                .push((format!("{name}.data"), queues.data().clone()));
-            for (class, (ptr, len)) in queues.states().into_iter().enumerate() {
-                extra
-                    .1
-                    .insert(format!("{name}.{class}.ptr"), ptr.to_string());
-                extra
-                    .1
-                    .insert(format!("{name}.{class}.len"), len.to_string());
-            }
-        }
-    }
-
-    /// Restores what [`PixelMemory::save`] saved.
-    pub fn load(
-        &mut self,
-        tensors: &HashMap<String, Tensor>,
-        meta: &HashMap<String, String>,
-    ) -> Result<()> {
-        for (name, queues) in [(SEGMENTS, &mut self.segments), (PIXELS, &mut self.pixels)] {
-            copy_into(queues.data(), tensors, &format!("{name}.data"))?;
-            for class in 0..queues.classes() {
-                let ptr = number(meta, &format!("{name}.{class}.ptr"))?;
-                let len = number(meta, &format!("{name}.{class}.len"))?;
-                queues.restore(class, ptr, len)?;
-            }
-        }
-        Ok(())
+    /// Both queues' storage, write pointers and fill counts.
+    pub fn visit_state(&mut self, v: &mut dyn StateVisitor) -> Result<()> {
+        self.segments.visit_state(SEGMENTS, v)?;
+        self.pixels.visit_state(PIXELS, v)
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::collections::HashMap;
+
     use rand::SeedableRng;
 
     use super::*;
+    use crate::state::{Loader, Saver};
 
     /// One 2x2 image of dim 2: pixels (1, 0), (0, 1) of class 0, (0.6, 0.8) of class
     /// 1 and one ignored pixel.
@@ -205,11 +180,15 @@ mod tests {
         pixels.sort_by(|a, b| a[0].total_cmp(&b[0]));
         assert_eq!(pixels, vec![[0.0, 1.0], [1.0, 0.0]]);
         // A checkpoint round trip restores rows and pointers.
-        let mut extra = Extra::default();
-        m.save(&mut extra);
-        let tensors: HashMap<String, Tensor> = extra.0.into_iter().collect();
+        let mut saved = Saver::default();
+        m.visit_state(&mut saved).unwrap();
+        let tensors: HashMap<String, Tensor> = saved.tensors.into_iter().collect();
         let mut restored = PixelMemory::new(&gpu, 3, 4, 2, 10, 255).unwrap();
-        restored.load(&tensors, &extra.1).unwrap();
+        let mut loader = Loader {
+            tensors: &tensors,
+            meta: &saved.meta,
+        };
+        restored.visit_state(&mut loader).unwrap();
         let again = restored.rows().unwrap().unwrap();
         assert_eq!(again.labels_host, rows.labels_host);
         assert_eq!(again.features.to_vec().unwrap(), f);

@@ -6,6 +6,7 @@
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, Kernel};
 use crate::ops::class_prototypes::Launch;
+use crate::state::StateVisitor;
 use crate::tensor::elementwise::zeros;
 use crate::tensor::shape_str;
 use crate::tensor::{DType, Tensor};
@@ -195,6 +196,21 @@ impl DomainPrototypes {
             classes * dim,
         )?;
         self.target.update(target_batch, target_counts)
+    }
+
+    /// The banks' prototypes and seen flags as `<prefix>.source`, `.source_seen`,
+    /// `.target`, `.target_seen`, and the bias as `<prefix>.bias`.
+    pub fn visit_state(&mut self, prefix: &str, v: &mut dyn StateVisitor) -> Result<()> {
+        for (name, t) in [
+            ("source", &mut self.source.protos),
+            ("source_seen", &mut self.source.initialised),
+            ("target", &mut self.target.protos),
+            ("target_seen", &mut self.target.initialised),
+            ("bias", &mut self.bias),
+        ] {
+            v.tensor(&format!("{prefix}.{name}"), t)?;
+        }
+        Ok(())
     }
 
     /// Source prototypes moved by the class-wise bias [C, D]: the prototypes to label

@@ -11,6 +11,7 @@ use std::ops::Range;
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::ops::kernels::strided_copy;
+use crate::state::StateVisitor;
 use crate::tensor::elementwise::{expect_f32, zeros};
 use crate::tensor::{shape_str, Tensor};
 
@@ -124,13 +125,13 @@ impl PrototypeQueue {
         self.filled == 0
     }
 
-    /// Sets the write pointer and fill count after the storage was restored from a
-    /// checkpoint.
-    pub fn restore(&mut self, ptr: usize, filled: usize) -> Result<()> {
-        check_state(self.capacity(), ptr, filled)?;
-        self.ptr = ptr;
-        self.filled = filled;
-        Ok(())
+    /// Its storage as `<prefix>.data` and its write pointer and fill count as
+    /// `<prefix>.ptr` and `<prefix>.len`, checked against the capacity on load.
+    pub fn visit_state(&mut self, prefix: &str, v: &mut dyn StateVisitor) -> Result<()> {
+        v.tensor(&format!("{prefix}.data"), &mut self.data)?;
+        v.number(&format!("{prefix}.ptr"), &mut self.ptr)?;
+        v.number(&format!("{prefix}.len"), &mut self.filled)?;
+        check_state(self.capacity(), self.ptr, self.filled)
     }
 
     /// The row the next enqueue starts writing at.
@@ -228,22 +229,16 @@ impl ClassQueues {
         Ok(self.filled[self.class_index(class)?])
     }
 
-    /// Per class, (the row the next enqueue starts writing at, rows filled).
-    pub fn states(&self) -> Vec<(usize, usize)> {
-        self.ptr
-            .iter()
-            .copied()
-            .zip(self.filled.iter().copied())
-            .collect()
-    }
-
-    /// Sets the write pointer and fill count of `class` after the storage was
-    /// restored from a checkpoint.
-    pub fn restore(&mut self, class: usize, ptr: usize, filled: usize) -> Result<()> {
-        let c = self.class_index(class)?;
-        check_state(self.capacity(), ptr, filled)?;
-        self.ptr[c] = ptr;
-        self.filled[c] = filled;
+    /// Its storage as `<prefix>.data` and each class's write pointer and fill count
+    /// as `<prefix>.<class>.ptr` and `<prefix>.<class>.len`, checked on load.
+    pub fn visit_state(&mut self, prefix: &str, v: &mut dyn StateVisitor) -> Result<()> {
+        v.tensor(&format!("{prefix}.data"), &mut self.data)?;
+        let cap = self.capacity();
+        for (class, (ptr, filled)) in self.ptr.iter_mut().zip(&mut self.filled).enumerate() {
+            v.number(&format!("{prefix}.{class}.ptr"), ptr)?;
+            v.number(&format!("{prefix}.{class}.len"), filled)?;
+            check_state(cap, *ptr, *filled)?;
+        }
         Ok(())
     }
 

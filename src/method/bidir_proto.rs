@@ -24,23 +24,23 @@
 //! every target weight 0 the method is source-only training: no target batch, the
 //! same initialisation, source batches and schedule.
 
-use std::collections::HashMap;
 
-use super::params::optimizer;
+use serde::{Deserialize, Serialize};
+
 use super::pixel_contrast::nearest_labels;
-use super::state::{load_optimizer, replace, save_optimizer, Extra};
-use super::{Method, StepScalars, TrainSets};
+use super::{Method, MethodKind, Setup, StepScalars, TrainSets};
 use crate::autograd::Var;
 use crate::data::dataset::class_names;
 use crate::data::loader::augmented_step;
 use crate::data::voc::IGNORE;
 use crate::error::{Error, Result};
-use crate::experiment::config::{Experiment, MethodCfg};
-use crate::experiment::model::SegModel;
+use crate::nn::seg_model::SegModel;
 use crate::gpu::Gpu;
 use crate::loss::{check_targets, Reduction};
 use crate::memory::prototype_bank::DomainPrototypes;
 use crate::nn::builder::{Builder, StepClock};
+use crate::optim::config::optimizer;
+use crate::state::StateVisitor;
 use crate::nn::module::Module;
 use crate::ops::class_prototypes::class_prototypes;
 use crate::ops::interpolate::InterpolateMode;
@@ -49,6 +49,58 @@ use crate::ops::layout::concat;
 use crate::optim::Optimizer;
 use crate::tensor::elementwise::zeros;
 use crate::tensor::Tensor;
+
+/// Bi-directional pixel-prototype contrast for domain adaptation (METHODS.md
+/// section 3): source cross-entropy; target pixels against source prototypes and
+/// source pixels against target prototypes; pseudo labels for the target by label
+/// transfer from calibrated source prototypes. Needs `data.target`. With every
+/// target-side weight 0 it is source-only training.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Weight of each contrast direction (paper: 0.1 each).
+    pub contrast_weight: f64,
+    /// s of the logits s * cos(pixel, prototype), in both directions and in the
+    /// confidence of label transfer (authors' code: 10).
+    pub scale: f64,
+    /// Weight of the target cross-entropy on the pseudo labels (paper: 0.3).
+    pub target_ce_weight: f64,
+    /// Weight of the mean softmax entropy of the target predictions (METHODS.md
+    /// gives no value; 0.001 is ADVENT's weight for direct entropy minimisation).
+    pub entropy_weight: f64,
+    /// EMA momentum of the source and target prototypes (weight of the old value;
+    /// not given in METHODS.md).
+    pub momentum: f64,
+    /// EMA momentum of the class-wise domain bias of the prototype calibration
+    /// (paper's calibration, absent from the authors' code); 1 keeps the bias at
+    /// zero: no calibration.
+    pub calibration_momentum: f64,
+    /// Softmax confidence at which a pseudo label is always kept.
+    pub threshold: f64,
+    /// Class-balanced thresholds: each class keeps at least this most confident
+    /// fraction of the target pixels nearest to its prototype (CBST-style).
+    pub balance_fraction: f64,
+    /// Steps of source cross-entropy alone (the source prototypes still gather)
+    /// before the target terms start. The paper starts from a source-trained
+    /// network instead, so its value is 0.
+    pub warmup_iters: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            contrast_weight: 0.1,
+            scale: 10.0,
+            target_ce_weight: 0.3,
+            entropy_weight: 0.001,
+            momentum: 0.99,
+            calibration_momentum: 0.99,
+            threshold: 0.9,
+            balance_fraction: 0.5,
+            warmup_iters: 0,
+        }
+    }
+}
 
 /// Salt of the target's batch order and augmentation, apart from the source's.
 const TARGET_SALT: u64 = 0x7a3f_9e21_c4d8_0b65;
@@ -68,7 +120,7 @@ impl Weights {
 }
 
 pub struct BidirProto {
-    exp: Experiment,
+    setup: Setup,
     seg: SegModel,
     gpu: Gpu,
     clock: StepClock,
@@ -130,69 +182,6 @@ fn pseudo_label_scores(pseudo: &[u32], truth: &[u32]) -> (Option<f64>, f64) {
 }
 
 impl BidirProto {
-    pub fn new(gpu: &Gpu, exp: &Experiment) -> Result<BidirProto> {
-        let MethodCfg::BidirProto {
-            contrast_weight,
-            scale,
-            target_ce_weight,
-            entropy_weight,
-            momentum,
-            calibration_momentum,
-            threshold,
-            balance_fraction,
-            warmup_iters,
-        } = exp.method
-        else {
-            return Err(Error::Usage("method.kind: bidir_proto expected".into()));
-        };
-        let weights = Weights {
-            contrast: check_weight("contrast_weight", contrast_weight)?,
-            target_ce: check_weight("target_ce_weight", target_ce_weight)?,
-            entropy: check_weight("entropy_weight", entropy_weight)?,
-        };
-        if scale.is_nan() || scale <= 0.0 {
-            return Err(Error::Usage("method.scale: must be positive".into()));
-        }
-        if !(balance_fraction > 0.0 && balance_fraction <= 1.0) {
-            return Err(Error::Usage(
-                "method.balance_fraction: must be in (0, 1]".into(),
-            ));
-        }
-        let momentum = check_unit("momentum", momentum)?;
-        let calibration_momentum = check_unit("calibration_momentum", calibration_momentum)?;
-        let transfer = LabelTransfer {
-            scale: scale as f32,
-            threshold: check_unit("threshold", threshold)?,
-            class_balanced: true,
-            balance_fraction,
-            ignore_index: IGNORE as u32,
-        };
-        let classes = class_names(&exp.data.source).len();
-        let mut b = Builder::new(gpu, exp.seed);
-        let seg = SegModel::build(&mut b, &exp.model, classes)?;
-        b.bn_freeze.set(exp.optim.freeze_bn);
-        let optimizer = optimizer(&seg, &exp.optim)?;
-        let protos = DomainPrototypes::new(
-            gpu,
-            classes,
-            seg.feature_channels(),
-            momentum,
-            calibration_momentum,
-        )?;
-        Ok(BidirProto {
-            exp: exp.clone(),
-            clock: b.clock.clone(),
-            gpu: gpu.clone(),
-            seg,
-            optimizer,
-            protos,
-            weights,
-            transfer,
-            warmup_iters,
-            classes,
-        })
-    }
-
     /// The target terms of one step for the target half of the features and logits
     /// (`ft`, `lt`) and the source half of the features `fs` with labels `ys`, all at
     /// feature resolution. Updates the prototypes; returns the weighted loss and the
@@ -279,15 +268,88 @@ fn upsample(low: &Var, size: usize) -> Result<Var> {
     low.interpolate(Some([size, size]), None, InterpolateMode::Bilinear, false)
 }
 
+impl MethodKind for BidirProto {
+    type Config = Config;
+
+    fn check(setup: &Setup, _cfg: &Config) -> Result<()> {
+        if setup.data.target.is_none() {
+            return Err(Error::Usage(
+                "data.target: missing: bidir_proto adapts to an unlabelled target domain (e.g. data.target: {kind: synthetic, style: b, ...})".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    fn new(gpu: &Gpu, setup: &Setup, cfg: &Config) -> Result<Self> {
+        let Config {
+            contrast_weight,
+            scale,
+            target_ce_weight,
+            entropy_weight,
+            momentum,
+            calibration_momentum,
+            threshold,
+            balance_fraction,
+            warmup_iters,
+        } = *cfg;
+        let weights = Weights {
+            contrast: check_weight("contrast_weight", contrast_weight)?,
+            target_ce: check_weight("target_ce_weight", target_ce_weight)?,
+            entropy: check_weight("entropy_weight", entropy_weight)?,
+        };
+        if scale.is_nan() || scale <= 0.0 {
+            return Err(Error::Usage("method.scale: must be positive".into()));
+        }
+        if !(balance_fraction > 0.0 && balance_fraction <= 1.0) {
+            return Err(Error::Usage(
+                "method.balance_fraction: must be in (0, 1]".into(),
+            ));
+        }
+        let momentum = check_unit("momentum", momentum)?;
+        let calibration_momentum = check_unit("calibration_momentum", calibration_momentum)?;
+        let transfer = LabelTransfer {
+            scale: scale as f32,
+            threshold: check_unit("threshold", threshold)?,
+            class_balanced: true,
+            balance_fraction,
+            ignore_index: IGNORE as u32,
+        };
+        let classes = class_names(&setup.data.source).len();
+        let mut b = Builder::new(gpu, setup.seed);
+        let seg = SegModel::build(&mut b, &setup.model, classes)?;
+        b.bn_freeze.set(setup.optim.freeze_bn);
+        let optimizer = optimizer(&seg, &setup.optim)?;
+        let protos = DomainPrototypes::new(
+            gpu,
+            classes,
+            seg.feature_channels(),
+            momentum,
+            calibration_momentum,
+        )?;
+        Ok(BidirProto {
+            setup: setup.clone(),
+            clock: b.clock.clone(),
+            gpu: gpu.clone(),
+            seg,
+            optimizer,
+            protos,
+            weights,
+            transfer,
+            warmup_iters,
+            classes,
+        })
+    }
+}
+
 impl Method for BidirProto {
     fn step(&mut self, sets: &TrainSets, step: usize, lr_factor: f64) -> Result<StepScalars> {
         let gpu = self.gpu.clone();
-        let (seed, size) = (self.exp.seed, self.exp.data.image_size);
+        let (seed, size) = (self.setup.seed, self.setup.data.image_size);
         let src = augmented_step(
             &self.gpu,
             sets.source,
-            &self.exp.data,
-            &self.exp.augment,
+            &self.setup.data,
+            &self.setup.augment,
             seed,
             step,
         )?;
@@ -300,8 +362,8 @@ impl Method for BidirProto {
             (true, Some(target)) => Some(augmented_step(
                 &self.gpu,
                 target,
-                &self.exp.data,
-                &self.exp.augment,
+                &self.setup.data,
+                &self.setup.augment,
                 seed ^ TARGET_SALT,
                 step,
             )?),
@@ -348,10 +410,14 @@ impl Method for BidirProto {
         self.optimizer.zero_grad();
         loss.backward()?;
         self.optimizer
-            .step((self.exp.optim.lr * lr_factor) as f32)?;
+            .step(lr_factor)?;
         let mut out = vec![("loss", loss.value()), ("loss_ce", ce.value())];
         out.extend(scalars);
         Ok(out)
+    }
+
+    fn optimizer(&self) -> &Optimizer {
+        &self.optimizer
     }
 
     fn model(&self) -> &dyn Module {
@@ -369,34 +435,9 @@ impl Method for BidirProto {
         upsample(&self.seg.features(images)?, s)?.l2_normalize(1, 1e-12)
     }
 
-    fn extra_state(&self) -> Extra {
-        let mut extra = Extra::default();
-        let p = &self.protos;
-        for (name, t) in [
-            ("protos.source", &p.source.protos),
-            ("protos.source_seen", &p.source.initialised),
-            ("protos.target", &p.target.protos),
-            ("protos.target_seen", &p.target.initialised),
-            ("protos.bias", &p.bias),
-        ] {
-            extra.0.push((name.to_string(), t.clone()));
-        }
-        save_optimizer(&self.optimizer, "optim", &mut extra);
-        extra
-    }
-
-    fn load_extra_state(
-        &mut self,
-        tensors: &HashMap<String, Tensor>,
-        meta: &HashMap<String, String>,
-    ) -> Result<()> {
-        let p = &mut self.protos;
-        replace(&mut p.source.protos, tensors, "protos.source")?;
-        replace(&mut p.source.initialised, tensors, "protos.source_seen")?;
-        replace(&mut p.target.protos, tensors, "protos.target")?;
-        replace(&mut p.target.initialised, tensors, "protos.target_seen")?;
-        replace(&mut p.bias, tensors, "protos.bias")?;
-        load_optimizer(&mut self.optimizer, "optim", tensors, meta)
+    fn visit_state(&mut self, v: &mut dyn StateVisitor) -> Result<()> {
+        self.protos.visit_state("protos", v)?;
+        v.optimizer("optim", &mut self.optimizer)
     }
 }
 

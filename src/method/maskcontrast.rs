@@ -5,28 +5,50 @@
 //! images' prototypes and a queue of past ones (InfoNCE, temperature T). The last
 //! output channel is a saliency logit trained with balanced BCE.
 
-use std::collections::HashMap;
 
-use super::params::optimizer;
-use super::state::{
-    copy_into, load_module, load_optimizer, number, save_module, save_optimizer, Extra,
-};
-use super::{Method, StepScalars, TrainSets};
+use serde::{Deserialize, Serialize};
+
+use super::{Method, MethodKind, Setup, StepScalars, TrainSets};
 use crate::autograd::{no_grad, Var};
 use crate::data::loader::{contrastive_views, step_indices};
-use crate::error::{Error, Result};
-use crate::experiment::config::{Experiment, MethodCfg};
-use crate::experiment::model::SegModel;
+use crate::error::Result;
+use crate::nn::seg_model::SegModel;
 use crate::gpu::Gpu;
 use crate::memory::queue::PrototypeQueue;
 use crate::nn::builder::{Builder, StepClock};
+use crate::optim::config::optimizer;
+use crate::state::StateVisitor;
 use crate::nn::module::ema_update_module;
 use crate::nn::module::Module;
 use crate::optim::Optimizer;
-use crate::tensor::Tensor;
+
+/// MaskContrast (METHODS.md section 1).
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// InfoNCE temperature T.
+    pub temperature: f64,
+    /// Momentum m of the key encoder.
+    pub momentum: f64,
+    /// Prototypes kept in the queue (K).
+    pub queue_size: usize,
+    /// Weight of the balanced-BCE saliency head loss.
+    pub saliency_weight: f64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            temperature: 0.5,
+            momentum: 0.999,
+            queue_size: 128,
+            saliency_weight: 1.0,
+        }
+    }
+}
 
 pub struct MaskContrast {
-    exp: Experiment,
+    setup: Setup,
     query: SegModel,
     key: SegModel,
     gpu: Gpu,
@@ -41,28 +63,33 @@ pub struct MaskContrast {
 }
 
 impl MaskContrast {
-    pub fn new(gpu: &Gpu, exp: &Experiment) -> Result<MaskContrast> {
-        let MethodCfg::Maskcontrast {
+    fn embedding_of(&self, out: &Var) -> Result<Var> {
+        out.slice(1, 0, self.dim as i64, 1)?.l2_normalize(1, 1e-12)
+    }
+}
+
+impl MethodKind for MaskContrast {
+    type Config = Config;
+
+    fn new(gpu: &Gpu, setup: &Setup, cfg: &Config) -> Result<Self> {
+        let Config {
             temperature,
             momentum,
             queue_size,
             saliency_weight,
-        } = exp.method
-        else {
-            return Err(Error::Usage("method.kind: maskcontrast expected".into()));
-        };
-        let dim = exp.model.embed_dim;
+        } = *cfg;
+        let dim = setup.model.embed_dim;
         // Same seed: the key network starts as an exact copy of the query network.
-        let mut qb = Builder::new(gpu, exp.seed);
-        let query = SegModel::build(&mut qb, &exp.model, dim + 1)?;
-        let mut kb = Builder::new(gpu, exp.seed);
-        let key = SegModel::build(&mut kb, &exp.model, dim + 1)?;
+        let mut qb = Builder::new(gpu, setup.seed);
+        let query = SegModel::build(&mut qb, &setup.model, dim + 1)?;
+        let mut kb = Builder::new(gpu, setup.seed);
+        let key = SegModel::build(&mut kb, &setup.model, dim + 1)?;
         kb.clock = qb.clock.clone();
-        qb.bn_freeze.set(exp.optim.freeze_bn);
-        kb.bn_freeze.set(exp.optim.freeze_bn);
-        let optimizer = optimizer(&query, &exp.optim)?;
+        qb.bn_freeze.set(setup.optim.freeze_bn);
+        kb.bn_freeze.set(setup.optim.freeze_bn);
+        let optimizer = optimizer(&query, &setup.optim)?;
         Ok(MaskContrast {
-            exp: exp.clone(),
+            setup: setup.clone(),
             clock: qb.clock.clone(),
             queue: match queue_size {
                 0 => None,
@@ -78,25 +105,21 @@ impl MaskContrast {
             saliency_weight: saliency_weight as f32,
         })
     }
-
-    fn embedding_of(&self, out: &Var) -> Result<Var> {
-        out.slice(1, 0, self.dim as i64, 1)?.l2_normalize(1, 1e-12)
-    }
 }
 
 impl Method for MaskContrast {
     fn step(&mut self, sets: &TrainSets, step: usize, lr_factor: f64) -> Result<StepScalars> {
         let train = sets.source;
         let gpu = self.gpu.clone();
-        let data = &self.exp.data;
-        let idx = step_indices(train.len(), data.batch_size, self.exp.seed, step);
+        let data = &self.setup.data;
+        let idx = step_indices(train.len(), data.batch_size, self.setup.seed, step);
         let (q, k) = contrastive_views(
             &gpu,
             train,
             &idx,
-            &self.exp.augment,
+            &self.setup.augment,
             data.image_size,
-            self.exp.seed,
+            self.setup.seed,
             step,
         )?;
         self.clock.set(step as u64);
@@ -125,7 +148,7 @@ impl Method for MaskContrast {
         self.optimizer.zero_grad();
         loss.backward()?;
         self.optimizer
-            .step((self.exp.optim.lr * lr_factor) as f32)?;
+            .step(lr_factor)?;
         ema_update_module(&self.key, &self.query, self.momentum)?;
         if let Some(q) = &mut self.queue {
             q.enqueue(&prototypes.value())?;
@@ -135,6 +158,10 @@ impl Method for MaskContrast {
             ("loss_infonce", contrast.value()),
             ("loss_saliency", saliency.value()),
         ])
+    }
+
+    fn optimizer(&self) -> &Optimizer {
+        &self.optimizer
     }
 
     fn model(&self) -> &dyn Module {
@@ -155,28 +182,11 @@ impl Method for MaskContrast {
         self.embedding_of(&self.query.forward(images)?)
     }
 
-    fn extra_state(&self) -> Extra {
-        let mut extra = Extra::default();
-        save_module(&self.key, "key", &mut extra);
-        if let Some(q) = &self.queue {
-            extra.0.push(("queue.data".into(), q.data().clone()));
-            extra.1.insert("queue.ptr".into(), q.ptr().to_string());
-            extra.1.insert("queue.len".into(), q.len().to_string());
-        }
-        save_optimizer(&self.optimizer, "optim", &mut extra);
-        extra
-    }
-
-    fn load_extra_state(
-        &mut self,
-        tensors: &HashMap<String, Tensor>,
-        meta: &HashMap<String, String>,
-    ) -> Result<()> {
-        load_module(&self.key, "key", tensors)?;
+    fn visit_state(&mut self, v: &mut dyn StateVisitor) -> Result<()> {
+        v.module("key", &self.key)?;
         if let Some(q) = &mut self.queue {
-            copy_into(q.data(), tensors, "queue.data")?;
-            q.restore(number(meta, "queue.ptr")?, number(meta, "queue.len")?)?;
+            q.visit_state("queue", v)?;
         }
-        load_optimizer(&mut self.optimizer, "optim", tensors, meta)
+        v.optimizer("optim", &mut self.optimizer)
     }
 }

@@ -1,28 +1,46 @@
 //! Training methods: what one optimisation step does, what is evaluated, and what a
-//! checkpoint must hold to resume exactly.
+//! checkpoint must hold to resume exactly. Each method is one file: its `method:`
+//! section as a `Config` struct, its construction and step, and its state listed
+//! once for save and load. The list at the bottom registers it.
 
-pub mod bidir_proto;
-pub mod maskcontrast;
-mod params;
-pub mod pixel_contrast;
-pub(crate) mod state;
-pub mod translation_coding;
+use std::collections::BTreeMap;
+use std::fmt::Debug;
 
-use std::collections::HashMap;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 
 use crate::autograd::Var;
+use crate::data::config::{AugmentCfg, DataCfg};
 use crate::data::dataset::Dataset;
 use crate::error::{Error, Result};
+use crate::gpu::Gpu;
 use crate::nn::module::Module;
+use crate::nn::seg_model::ModelCfg;
+use crate::optim::config::OptimCfg;
+use crate::optim::Optimizer;
+use crate::state::StateVisitor;
 use crate::tensor::Tensor;
-
-pub use state::Extra;
 
 /// The training images a step draws from: the labelled source and, for domain
 /// adaptation, the unlabelled target (`data.target`).
 pub struct TrainSets<'a> {
     pub source: &'a Dataset,
     pub target: Option<&'a Dataset>,
+}
+
+/// What a method is built from besides its own `method` section: the sections of
+/// the experiment it reads.
+#[derive(Clone, Debug)]
+pub struct Setup {
+    /// Seeds weights, data order and augmentation.
+    pub seed: u64,
+    pub data: DataCfg,
+    pub augment: AugmentCfg,
+    pub model: ModelCfg,
+    /// The network's optimiser.
+    pub optim: OptimCfg,
+    /// Optimisers of the further parameter sets, by set name.
+    pub optimizers: BTreeMap<String, OptimCfg>,
 }
 
 /// Scalars of one step, still on the GPU: read back only when logged.
@@ -32,6 +50,9 @@ pub trait Method {
     /// Forward, backward and update on the batches of `step`, every optimiser at its
     /// base learning rate times the schedule's `lr_factor`.
     fn step(&mut self, sets: &TrainSets, step: usize, lr_factor: f64) -> Result<StepScalars>;
+
+    /// The network's optimiser (its learning rate is what a run logs).
+    fn optimizer(&self) -> &Optimizer;
 
     /// The trained network: what a checkpoint's `model.*` tensors hold, evaluated and
     /// drawn.
@@ -54,13 +75,67 @@ pub trait Method {
         ))
     }
 
-    /// Everything besides the model needed to resume: tensors and metadata.
-    fn extra_state(&self) -> Extra;
+    /// Everything besides the model needed to resume (second networks, optimisers,
+    /// memories), named once for both saving and loading.
+    fn visit_state(&mut self, v: &mut dyn StateVisitor) -> Result<()>;
+}
 
-    /// Restores what `extra_state` saved.
-    fn load_extra_state(
-        &mut self,
-        tensors: &HashMap<String, Tensor>,
-        meta: &HashMap<String, String>,
-    ) -> Result<()>;
+/// How a registered method is configured and built.
+pub trait MethodKind: Method + Sized + 'static {
+    /// Its `method:` section (`kind` aside), defaults the paper's.
+    type Config: Clone + Debug + Serialize + DeserializeOwned;
+
+    /// The parameter sets it trains besides the network, each with its optimiser in
+    /// `optimizers`.
+    const PARAMETER_SETS: &'static [&'static str] = &[];
+
+    /// Refuses a setup the method cannot run on (checked before any run starts, for
+    /// the experiment, its stages and its baselines).
+    fn check(_setup: &Setup, _cfg: &Self::Config) -> Result<()> {
+        Ok(())
+    }
+
+    fn new(gpu: &Gpu, setup: &Setup, cfg: &Self::Config) -> Result<Self>;
+}
+
+/// Declares the method modules and `MethodCfg`, the `method:` section: one variant
+/// per method, named by `kind` (the variant in snake_case), holding its `Config`.
+macro_rules! register_methods {
+    ($($variant:ident => $module:ident::$method:ident,)*) => {
+        $(pub mod $module;)*
+
+        #[derive(Clone, Debug, Serialize, Deserialize)]
+        #[serde(tag = "kind", rename_all = "snake_case")]
+        pub enum MethodCfg {
+            $($variant(<$module::$method as MethodKind>::Config),)*
+        }
+
+        impl MethodCfg {
+            pub fn parameter_sets(&self) -> &'static [&'static str] {
+                match self {
+                    $(MethodCfg::$variant(_) => <$module::$method as MethodKind>::PARAMETER_SETS,)*
+                }
+            }
+
+            pub fn check(&self, setup: &Setup) -> Result<()> {
+                match self {
+                    $(MethodCfg::$variant(cfg) => $module::$method::check(setup, cfg),)*
+                }
+            }
+
+            pub fn build(&self, gpu: &Gpu, setup: &Setup) -> Result<Box<dyn Method>> {
+                match self {
+                    $(MethodCfg::$variant(cfg) => Ok(Box::new($module::$method::new(gpu, setup, cfg)?)),)*
+                }
+            }
+        }
+    };
+}
+
+// A new method: its file, and one line here.
+register_methods! {
+    Maskcontrast => maskcontrast::MaskContrast,
+    PixelContrast => pixel_contrast::PixelContrast,
+    TranslationCoding => translation_coding::TranslationCoding,
+    BidirProto => bidir_proto::BidirProto,
 }

@@ -18,29 +18,73 @@
 //! method is the cross-entropy baseline: no embedding, no memory, the same network
 //! initialisation, batches and schedule.
 
-use std::collections::HashMap;
 
-use super::params::optimizer;
-use super::state::{load_optimizer, save_optimizer, Extra};
-use super::{Method, StepScalars, TrainSets};
+use serde::{Deserialize, Serialize};
+
+use super::{Method, MethodKind, Setup, StepScalars, TrainSets};
 use crate::autograd::Var;
 use crate::data::dataset::class_names;
 use crate::data::loader::{augmented_step, step_rng};
 use crate::data::voc::IGNORE;
 use crate::error::{Error, Result};
 use crate::eval::supervised::argmax_channels;
-use crate::experiment::config::{Experiment, MethodCfg};
-use crate::experiment::model::SegModel;
+use crate::nn::seg_model::SegModel;
 use crate::gpu::Gpu;
 use crate::loss::{check_positives, check_targets, AnchorSampler, Reduction};
 use crate::memory::pixel_memory::PixelMemory;
 use crate::nn::builder::{Builder, StepClock};
 use crate::nn::heads::ProjectionHead;
+use crate::optim::config::optimizer;
+use crate::state::StateVisitor;
 use crate::nn::module::{join, Module, State};
 use crate::ops::interpolate::InterpolateMode;
 use crate::optim::Optimizer;
 use crate::tensor::elementwise::zeros;
 use crate::tensor::Tensor;
+
+/// Supervised segmentation with cross-image pixel contrast (METHODS.md section 2):
+/// cross-entropy on class logits plus `contrast_weight` times the pixel contrast
+/// of a projection-head embedding, with per-class segment and pixel memories.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Weight of the contrast loss added to cross-entropy; 0 trains with
+    /// cross-entropy only (no projection head, no memory).
+    pub contrast_weight: f64,
+    /// Temperature T of the similarities s = z.z'/T.
+    pub temperature: f64,
+    /// base_T: the loss is scaled by T / base_T.
+    pub base_temperature: f64,
+    /// Most anchors per batch, shared out over the (image, class) pairs.
+    pub max_samples: usize,
+    /// Most anchors per (image, class); a class needs more pixels than this (at
+    /// feature resolution) to give anchors.
+    pub max_views: usize,
+    /// Rows of the segment memory and of the pixel memory, per class (0: no memory).
+    pub memory_size: usize,
+    /// Pixels per class per image that enter the pixel memory each step.
+    pub pixel_update_freq: usize,
+    /// Steps of cross-entropy alone before the contrast is switched on.
+    pub warmup_iters: usize,
+    /// Channels of the projection head's embedding.
+    pub proj_dim: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            contrast_weight: 0.1,
+            temperature: 0.1,
+            base_temperature: 0.07,
+            max_samples: 1024,
+            max_views: 100,
+            memory_size: 5000,
+            pixel_update_freq: 10,
+            warmup_iters: 5000,
+            proj_dim: 256,
+        }
+    }
+}
 
 /// Salt of the per-step RNG that samples anchors and memory pixels.
 const SAMPLING_SALT: u64 = 0x2c1b_3c6d_5e7f_8a9b;
@@ -83,7 +127,7 @@ struct Contrast {
 }
 
 pub struct PixelContrast {
-    exp: Experiment,
+    setup: Setup,
     net: PixelContrastNet,
     gpu: Gpu,
     clock: StepClock,
@@ -116,80 +160,6 @@ pub(super) fn nearest_labels(
 }
 
 impl PixelContrast {
-    pub fn new(gpu: &Gpu, exp: &Experiment) -> Result<PixelContrast> {
-        let MethodCfg::PixelContrast {
-            contrast_weight,
-            temperature,
-            base_temperature,
-            max_samples,
-            max_views,
-            memory_size,
-            pixel_update_freq,
-            warmup_iters,
-            proj_dim,
-        } = exp.method
-        else {
-            return Err(Error::Usage("method.kind: pixel_contrast expected".into()));
-        };
-        let bad = |key: &str, why: &str| Err(Error::Usage(format!("method.{key}: {why}")));
-        if contrast_weight.is_nan() || contrast_weight < 0.0 {
-            return bad("contrast_weight", "must be 0 or more");
-        }
-        if !(temperature > 0.0 && base_temperature > 0.0) {
-            return bad(
-                "temperature",
-                "temperature and base_temperature must be positive",
-            );
-        }
-        if max_samples == 0 || max_views == 0 || proj_dim == 0 {
-            return bad(
-                "max_samples",
-                "max_samples, max_views and proj_dim must be at least 1",
-            );
-        }
-        let classes = class_names(&exp.data.source).len();
-        let mut b = Builder::new(gpu, exp.seed);
-        // The segmentation network first: its initial weights do not depend on the
-        // projection head, so the cross-entropy baseline starts from the same ones.
-        let seg = SegModel::build(&mut b, &exp.model, classes)?;
-        let proj = ProjectionHead::new(&mut b, seg.feature_channels(), proj_dim)?;
-        b.bn_freeze.set(exp.optim.freeze_bn);
-        let net = PixelContrastNet { seg, proj };
-        let optimizer = optimizer(&net, &exp.optim)?;
-        let memory = if contrast_weight > 0.0 && memory_size > 0 {
-            Some(PixelMemory::new(
-                gpu,
-                classes,
-                memory_size,
-                proj_dim,
-                pixel_update_freq,
-                IGNORE as u32,
-            )?)
-        } else {
-            None
-        };
-        Ok(PixelContrast {
-            exp: exp.clone(),
-            clock: b.clock.clone(),
-            gpu: gpu.clone(),
-            net,
-            optimizer,
-            contrast: Contrast {
-                weight: contrast_weight as f32,
-                temperature: temperature as f32,
-                base_temperature: base_temperature as f32,
-                warmup_iters,
-                sampler: AnchorSampler {
-                    max_samples,
-                    max_views,
-                    ignore_index: IGNORE as u32,
-                },
-            },
-            memory,
-            classes,
-        })
-    }
-
     /// The contrast loss of a batch's embedding [B, D, h, w], or `None` when no
     /// anchor qualifies or none has a positive (the authors skip such steps too).
     fn contrast_loss(
@@ -236,13 +206,88 @@ impl PixelContrast {
     }
 }
 
+impl MethodKind for PixelContrast {
+    type Config = Config;
+
+    fn new(gpu: &Gpu, setup: &Setup, cfg: &Config) -> Result<Self> {
+        let Config {
+            contrast_weight,
+            temperature,
+            base_temperature,
+            max_samples,
+            max_views,
+            memory_size,
+            pixel_update_freq,
+            warmup_iters,
+            proj_dim,
+        } = *cfg;
+        let bad = |key: &str, why: &str| Err(Error::Usage(format!("method.{key}: {why}")));
+        if contrast_weight.is_nan() || contrast_weight < 0.0 {
+            return bad("contrast_weight", "must be 0 or more");
+        }
+        if !(temperature > 0.0 && base_temperature > 0.0) {
+            return bad(
+                "temperature",
+                "temperature and base_temperature must be positive",
+            );
+        }
+        if max_samples == 0 || max_views == 0 || proj_dim == 0 {
+            return bad(
+                "max_samples",
+                "max_samples, max_views and proj_dim must be at least 1",
+            );
+        }
+        let classes = class_names(&setup.data.source).len();
+        let mut b = Builder::new(gpu, setup.seed);
+        // The segmentation network first: its initial weights do not depend on the
+        // projection head, so the cross-entropy baseline starts from the same ones.
+        let seg = SegModel::build(&mut b, &setup.model, classes)?;
+        let proj = ProjectionHead::new(&mut b, seg.feature_channels(), proj_dim)?;
+        b.bn_freeze.set(setup.optim.freeze_bn);
+        let net = PixelContrastNet { seg, proj };
+        let optimizer = optimizer(&net, &setup.optim)?;
+        let memory = if contrast_weight > 0.0 && memory_size > 0 {
+            Some(PixelMemory::new(
+                gpu,
+                classes,
+                memory_size,
+                proj_dim,
+                pixel_update_freq,
+                IGNORE as u32,
+            )?)
+        } else {
+            None
+        };
+        Ok(PixelContrast {
+            setup: setup.clone(),
+            clock: b.clock.clone(),
+            gpu: gpu.clone(),
+            net,
+            optimizer,
+            contrast: Contrast {
+                weight: contrast_weight as f32,
+                temperature: temperature as f32,
+                base_temperature: base_temperature as f32,
+                warmup_iters,
+                sampler: AnchorSampler {
+                    max_samples,
+                    max_views,
+                    ignore_index: IGNORE as u32,
+                },
+            },
+            memory,
+            classes,
+        })
+    }
+}
+
 impl Method for PixelContrast {
     fn step(&mut self, sets: &TrainSets, step: usize, lr_factor: f64) -> Result<StepScalars> {
         let train = sets.source;
         let gpu = self.gpu.clone();
-        let data = &self.exp.data;
+        let data = &self.setup.data;
         let size = data.image_size;
-        let batch = augmented_step(&gpu, train, data, &self.exp.augment, self.exp.seed, step)?;
+        let batch = augmented_step(&gpu, train, data, &self.setup.augment, self.setup.seed, step)?;
         let b = data.batch_size;
         let labels: Vec<u32> = batch.labels.iter().map(|&l| l as u32).collect();
         check_targets(&labels, self.classes, IGNORE as i64)?;
@@ -265,7 +310,7 @@ impl Method for PixelContrast {
             let embedding = self.net.proj.forward(&features)?;
             let (h, w) = (embedding.shape()[2], embedding.shape()[3]);
             let labels_low = nearest_labels(&batch.labels, b, size, h, w);
-            let mut rng = step_rng(self.exp.seed, step, SAMPLING_SALT);
+            let mut rng = step_rng(self.setup.seed, step, SAMPLING_SALT);
             if step >= self.contrast.warmup_iters {
                 let preds = argmax_channels(&low.value())?;
                 if let Some(c) = self.contrast_loss(&embedding, &labels_low, &preds, &mut rng)? {
@@ -278,7 +323,7 @@ impl Method for PixelContrast {
         self.optimizer.zero_grad();
         loss.backward()?;
         self.optimizer
-            .step((self.exp.optim.lr * lr_factor) as f32)?;
+            .step(lr_factor)?;
         if let (Some(memory), Some((embedding, labels_low, mut rng))) = (&mut self.memory, enqueue)
         {
             memory.enqueue(&embedding.to_vec()?, &labels_low, b, &mut rng)?;
@@ -288,6 +333,10 @@ impl Method for PixelContrast {
             ("loss_ce", ce.value()),
             ("loss_contrast", contrast),
         ])
+    }
+
+    fn optimizer(&self) -> &Optimizer {
+        &self.optimizer
     }
 
     fn model(&self) -> &dyn Module {
@@ -305,24 +354,11 @@ impl Method for PixelContrast {
         upsample(&low, images)?.l2_normalize(1, 1e-12)
     }
 
-    fn extra_state(&self) -> Extra {
-        let mut extra = Extra::default();
-        if let Some(m) = &self.memory {
-            m.save(&mut extra);
-        }
-        save_optimizer(&self.optimizer, "optim", &mut extra);
-        extra
-    }
-
-    fn load_extra_state(
-        &mut self,
-        tensors: &HashMap<String, Tensor>,
-        meta: &HashMap<String, String>,
-    ) -> Result<()> {
+    fn visit_state(&mut self, v: &mut dyn StateVisitor) -> Result<()> {
         if let Some(m) = &mut self.memory {
-            m.load(tensors, meta)?;
+            m.visit_state(v)?;
         }
-        load_optimizer(&mut self.optimizer, "optim", tensors, meta)
+        v.optimizer("optim", &mut self.optimizer)
     }
 }
 

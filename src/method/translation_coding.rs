@@ -21,24 +21,24 @@
 //! The three stages of the paper (pre-training, cross-domain transfer,
 //! self-supervised training) are the experiment's `stages`, each setting the weights.
 
-use std::collections::HashMap;
 
 use rand::Rng;
 
-use super::params::optimizer;
-use super::state::{load_module, load_optimizer, save_module, save_optimizer, Extra};
-use super::{Method, StepScalars, TrainSets};
+use serde::{Deserialize, Serialize};
+
+use super::{Method, MethodKind, Setup, StepScalars, TrainSets};
 use crate::autograd::Var;
 use crate::data::dataset::class_names;
 use crate::data::loader::{augmented_step, step_rng};
 use crate::data::voc::IGNORE;
 use crate::error::{Error, Result};
-use crate::experiment::config::{Experiment, MethodCfg, OptimCfg};
-use crate::experiment::model::SegModel;
+use crate::nn::seg_model::SegModel;
 use crate::gpu::Gpu;
 use crate::loss::{check_targets, Reduction};
 use crate::nn::builder::{Builder, StepClock};
 use crate::nn::layers::{Activation, Conv2d, ConvOpts, Linear};
+use crate::optim::config::optimizer;
+use crate::state::StateVisitor;
 use crate::nn::module::{join, Module, Sequential, State};
 use crate::nn::patchgan::PatchGan;
 use crate::ops::gather_pixels::sample_patch_indices;
@@ -46,6 +46,56 @@ use crate::ops::interpolate::InterpolateMode;
 use crate::optim::Optimizer;
 use crate::tensor::elementwise::zeros;
 use crate::tensor::Tensor;
+
+/// Contrastive translation coding (METHODS.md section 5): labelled source
+/// (`data.source`) to unlabelled target (`data.target`). The class probabilities
+/// are projected to RGB by a learned 1x1 convolution; PatchNCE ties the input's
+/// patches to the projection's; an LSGAN PatchGAN discriminator on the class
+/// probabilities (optimiser `optimizers.discriminator`) moves the target's output
+/// towards the source's; confident target predictions are pseudo labels. The
+/// weights switch the terms on and off per stage.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Weight of the cross-entropy on labelled source images.
+    pub source_weight: f64,
+    /// Weight of PatchNCE on the target images of the step (CUT: lambda_NCE 1).
+    pub nce_weight: f64,
+    /// PatchNCE temperature (CUT: 0.07).
+    pub nce_temperature: f64,
+    /// Patch locations sampled per image (CUT: 256; all when the map is smaller).
+    pub nce_patches: usize,
+    /// Width of the PatchNCE MLP, Linear-ReLU-Linear (CUT: 256).
+    pub nce_dim: usize,
+    /// Weight of the generator's LSGAN loss on target outputs (0: no adversarial
+    /// transfer; AdaptSegNet's output-space weight 0.001).
+    pub adv_weight: f64,
+    /// Weight of the cross-entropy to target pseudo labels (0: none).
+    pub pseudo_weight: f64,
+    /// A target pixel is a pseudo label when its top class probability reaches this.
+    pub pseudo_threshold: f64,
+    /// Channels of the discriminator's first layer (PatchGAN ndf: 64).
+    pub disc_channels: usize,
+    /// Strided layers of the discriminator (PatchGAN n_layers: 3).
+    pub disc_layers: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            source_weight: 1.0,
+            nce_weight: 1.0,
+            nce_temperature: 0.07,
+            nce_patches: 256,
+            nce_dim: 256,
+            adv_weight: 0.0,
+            pseudo_weight: 0.0,
+            pseudo_threshold: 0.9,
+            disc_channels: 64,
+            disc_layers: 3,
+        }
+    }
+}
 
 /// Salt of the target domain's batch order and augmentation.
 const TARGET_SALT: u64 = 0x7a3c_15e9_d2b4_8f61;
@@ -90,14 +140,13 @@ struct Weights {
 }
 
 pub struct TranslationCoding {
-    exp: Experiment,
+    setup: Setup,
     net: TranslationNet,
     disc: PatchGan,
     gpu: Gpu,
     clock: StepClock,
     optimizer: Optimizer,
     disc_optimizer: Optimizer,
-    disc_optim: OptimCfg,
     w: Weights,
     classes: usize,
 }
@@ -128,99 +177,6 @@ fn pseudo_labels(probs: &[f32], batch: usize, classes: usize, threshold: f32) ->
 }
 
 impl TranslationCoding {
-    pub fn new(gpu: &Gpu, exp: &Experiment) -> Result<TranslationCoding> {
-        let MethodCfg::TranslationCoding {
-            source_weight,
-            nce_weight,
-            nce_temperature,
-            nce_patches,
-            nce_dim,
-            adv_weight,
-            pseudo_weight,
-            pseudo_threshold,
-            disc_channels,
-            disc_layers,
-        } = exp.method
-        else {
-            return Err(Error::Usage(
-                "method.kind: translation_coding expected".into(),
-            ));
-        };
-        let bad = |key: &str, why: &str| Err(Error::Usage(format!("{key}: {why}")));
-        let weights = [source_weight, nce_weight, adv_weight, pseudo_weight];
-        if weights.iter().any(|w| w.is_nan() || *w < 0.0) {
-            return bad(
-                "method",
-                "source_weight, nce_weight, adv_weight and pseudo_weight must be 0 or more",
-            );
-        }
-        if weights.iter().all(|w| *w == 0.0) {
-            return bad("method", "every loss weight is 0: nothing to train");
-        }
-        if nce_temperature.is_nan() || nce_temperature <= 0.0 {
-            return bad("method.nce_temperature", "must be positive");
-        }
-        if nce_patches == 0 || nce_dim == 0 {
-            return bad(
-                "method.nce_patches",
-                "nce_patches and nce_dim must be at least 1",
-            );
-        }
-        if !(pseudo_threshold > 0.0 && pseudo_threshold <= 1.0) {
-            return bad("method.pseudo_threshold", "must be in (0, 1]");
-        }
-        if exp.data.target.is_none() {
-            return bad(
-                "data.target",
-                "translation_coding adapts to an unlabelled target domain: give one",
-            );
-        }
-        let disc_optim = exp
-            .optimizers
-            .get("discriminator")
-            .ok_or_else(|| {
-                Error::Usage("optimizers.discriminator: translation_coding needs it".into())
-            })?
-            .clone();
-        let classes = class_names(&exp.data.source).len();
-        let mut b = Builder::new(gpu, exp.seed);
-        let seg = SegModel::build(&mut b, &exp.model, classes)?;
-        let feat = seg.feature_channels();
-        let rgb = Conv2d::new(&mut b, classes, 3, 1, ConvOpts::default())?;
-        let mlp = Sequential::new(vec![
-            Box::new(Linear::new(&mut b, feat, nce_dim, true)?),
-            Box::new(Activation::Relu),
-            Box::new(Linear::new(&mut b, nce_dim, nce_dim, true)?),
-        ]);
-        let disc = PatchGan::new(&mut b, classes, disc_channels, disc_layers)
-            .map_err(|e| Error::Usage(format!("method.disc_channels: {e}")))?;
-        b.bn_freeze.set(exp.optim.freeze_bn);
-        let net = TranslationNet { seg, rgb, mlp };
-        let net_optimizer = optimizer(&net, &exp.optim)?;
-        let disc_optimizer = optimizer(&disc, &disc_optim)
-            .map_err(|e| Error::Usage(format!("optimizers.discriminator: {e}")))?;
-        Ok(TranslationCoding {
-            exp: exp.clone(),
-            clock: b.clock.clone(),
-            gpu: gpu.clone(),
-            net,
-            disc,
-            optimizer: net_optimizer,
-            disc_optimizer,
-            disc_optim,
-            w: Weights {
-                source: source_weight as f32,
-                nce: nce_weight as f32,
-                nce_temperature: nce_temperature as f32,
-                nce_patches,
-                adv: adv_weight as f32,
-                pseudo: pseudo_weight as f32,
-                pseudo_threshold: pseudo_threshold as f32,
-            },
-            classes,
-        })
-    }
-
     fn pass(&self, images: &Tensor) -> Result<Pass> {
         let x = Var::constant(images.clone());
         let features = self.net.seg.features(&x)?;
@@ -241,7 +197,7 @@ impl TranslationCoding {
         let [b, _, h, w] = queries.shape()[..] else {
             return Err(Error::op("patch_nce", "features must be [B, D, h, w]"));
         };
-        let seed = step_rng(self.exp.seed, step, PATCH_SALT).random::<u64>();
+        let seed = step_rng(self.setup.seed, step, PATCH_SALT).random::<u64>();
         let positions = sample_patch_indices(seed, h, w, self.w.nce_patches)?;
         let p = positions.len();
         let idx = Tensor::from_u32(&self.gpu, &positions.repeat(b), &[b, p])?;
@@ -293,21 +249,114 @@ fn accumulate(total: Option<Var>, term: &Var, weight: f32) -> Result<Option<Var>
     }))
 }
 
+impl MethodKind for TranslationCoding {
+    type Config = Config;
+
+    const PARAMETER_SETS: &'static [&'static str] = &["discriminator"];
+
+    fn new(gpu: &Gpu, setup: &Setup, cfg: &Config) -> Result<Self> {
+        let Config {
+            source_weight,
+            nce_weight,
+            nce_temperature,
+            nce_patches,
+            nce_dim,
+            adv_weight,
+            pseudo_weight,
+            pseudo_threshold,
+            disc_channels,
+            disc_layers,
+        } = *cfg;
+        let bad = |key: &str, why: &str| Err(Error::Usage(format!("{key}: {why}")));
+        let weights = [source_weight, nce_weight, adv_weight, pseudo_weight];
+        if weights.iter().any(|w| w.is_nan() || *w < 0.0) {
+            return bad(
+                "method",
+                "source_weight, nce_weight, adv_weight and pseudo_weight must be 0 or more",
+            );
+        }
+        if weights.iter().all(|w| *w == 0.0) {
+            return bad("method", "every loss weight is 0: nothing to train");
+        }
+        if nce_temperature.is_nan() || nce_temperature <= 0.0 {
+            return bad("method.nce_temperature", "must be positive");
+        }
+        if nce_patches == 0 || nce_dim == 0 {
+            return bad(
+                "method.nce_patches",
+                "nce_patches and nce_dim must be at least 1",
+            );
+        }
+        if !(pseudo_threshold > 0.0 && pseudo_threshold <= 1.0) {
+            return bad("method.pseudo_threshold", "must be in (0, 1]");
+        }
+        if setup.data.target.is_none() {
+            return bad(
+                "data.target",
+                "translation_coding adapts to an unlabelled target domain: give one",
+            );
+        }
+        let disc_optim = setup
+            .optimizers
+            .get("discriminator")
+            .ok_or_else(|| {
+                Error::Usage("optimizers.discriminator: translation_coding needs it".into())
+            })?
+            .clone();
+        let classes = class_names(&setup.data.source).len();
+        let mut b = Builder::new(gpu, setup.seed);
+        let seg = SegModel::build(&mut b, &setup.model, classes)?;
+        let feat = seg.feature_channels();
+        let rgb = Conv2d::new(&mut b, classes, 3, 1, ConvOpts::default())?;
+        let mlp = Sequential::new(vec![
+            Box::new(Linear::new(&mut b, feat, nce_dim, true)?),
+            Box::new(Activation::Relu),
+            Box::new(Linear::new(&mut b, nce_dim, nce_dim, true)?),
+        ]);
+        let disc = PatchGan::new(&mut b, classes, disc_channels, disc_layers)
+            .map_err(|e| Error::Usage(format!("method.disc_channels: {e}")))?;
+        b.bn_freeze.set(setup.optim.freeze_bn);
+        let net = TranslationNet { seg, rgb, mlp };
+        let net_optimizer = optimizer(&net, &setup.optim)?;
+        let disc_optimizer = optimizer(&disc, &disc_optim)
+            .map_err(|e| Error::Usage(format!("optimizers.discriminator: {e}")))?;
+        Ok(TranslationCoding {
+            setup: setup.clone(),
+            clock: b.clock.clone(),
+            gpu: gpu.clone(),
+            net,
+            disc,
+            optimizer: net_optimizer,
+            disc_optimizer,
+            w: Weights {
+                source: source_weight as f32,
+                nce: nce_weight as f32,
+                nce_temperature: nce_temperature as f32,
+                nce_patches,
+                adv: adv_weight as f32,
+                pseudo: pseudo_weight as f32,
+                pseudo_threshold: pseudo_threshold as f32,
+            },
+            classes,
+        })
+    }
+}
+
 impl Method for TranslationCoding {
     fn step(&mut self, sets: &TrainSets, step: usize, lr_factor: f64) -> Result<StepScalars> {
         let target_set = sets.target.ok_or_else(|| {
             Error::Usage("data.target: translation_coding needs the target's images".into())
         })?;
         let gpu = self.gpu.clone();
-        let seed = self.exp.seed;
+        let seed = self.setup.seed;
         self.clock.set(step as u64);
         self.net.set_training(true);
         self.disc.set_training(true);
         let source = augmented_step(
             &self.gpu,
             sets.source,
-            &self.exp.data,
-            &self.exp.augment,
+            &self.setup.data,
+            &self.setup.augment,
             seed,
             step,
         )?;
@@ -335,8 +384,8 @@ impl Method for TranslationCoding {
             let batch = augmented_step(
                 &self.gpu,
                 target_set,
-                &self.exp.data,
-                &self.exp.augment,
+                &self.setup.data,
+                &self.setup.augment,
                 seed ^ TARGET_SALT,
                 step,
             )?;
@@ -367,7 +416,7 @@ impl Method for TranslationCoding {
         self.disc_optimizer.zero_grad();
         loss.backward()?;
         self.optimizer
-            .step((self.exp.optim.lr * lr_factor) as f32)?;
+            .step(lr_factor)?;
         let mut disc = zero()?;
         if let (true, Some(p)) = (adversarial, &probs_t) {
             // The discriminator tells source outputs (real) from target ones (fake).
@@ -380,7 +429,7 @@ impl Method for TranslationCoding {
             self.disc_optimizer.zero_grad();
             l.backward()?;
             self.disc_optimizer
-                .step((self.disc_optim.lr * lr_factor) as f32)?;
+                .step(lr_factor)?;
             disc = l.value();
         }
         Ok(vec![
@@ -391,6 +440,10 @@ impl Method for TranslationCoding {
             ("loss_disc", disc),
             ("loss_pseudo", pseudo),
         ])
+    }
+
+    fn optimizer(&self) -> &Optimizer {
+        &self.optimizer
     }
 
     fn model(&self) -> &dyn Module {
@@ -411,22 +464,10 @@ impl Method for TranslationCoding {
             .l2_normalize(1, 1e-12)
     }
 
-    fn extra_state(&self) -> Extra {
-        let mut extra = Extra::default();
-        save_module(&self.disc, "disc", &mut extra);
-        save_optimizer(&self.optimizer, "optim", &mut extra);
-        save_optimizer(&self.disc_optimizer, "optim_disc", &mut extra);
-        extra
-    }
-
-    fn load_extra_state(
-        &mut self,
-        tensors: &HashMap<String, Tensor>,
-        meta: &HashMap<String, String>,
-    ) -> Result<()> {
-        load_module(&self.disc, "disc", tensors)?;
-        load_optimizer(&mut self.optimizer, "optim", tensors, meta)?;
-        load_optimizer(&mut self.disc_optimizer, "optim_disc", tensors, meta)
+    fn visit_state(&mut self, v: &mut dyn StateVisitor) -> Result<()> {
+        v.module("disc", &self.disc)?;
+        v.optimizer("optim", &mut self.optimizer)?;
+        v.optimizer("optim_disc", &mut self.disc_optimizer)
     }
 }
 

@@ -10,5 +10,6 @@ pub mod mobilenet;
 pub mod module;
 pub mod patchgan;
 pub mod resnet;
+pub mod seg_model;
 
 pub use module::{parameters, state_dict, Mode, Module, Sequential, State};

@@ -1,5 +1,6 @@
 //! Optimisers as fused WGSL updates (shaders/optim.wgsl) and learning-rate schedules.
 
+pub mod config;
 mod optimizer;
 pub mod schedule;
 

@@ -47,10 +47,14 @@ pub struct Optimizer {
     kind: Kind,
     slots: Vec<Slot>,
     step: u32,
+    /// The rate a schedule's factor multiplies.
+    base_lr: f64,
+    /// The rate of the last step.
+    lr: f64,
 }
 
 impl Optimizer {
-    pub fn new(kind: Kind, groups: Vec<ParamGroup>) -> Result<Optimizer> {
+    pub fn new(kind: Kind, groups: Vec<ParamGroup>, base_lr: f64) -> Result<Optimizer> {
         if let Kind::Sgd {
             nesterov: true,
             momentum,
@@ -88,6 +92,8 @@ impl Optimizer {
             kind,
             slots,
             step: 0,
+            base_lr,
+            lr: base_lr,
         })
     }
 
@@ -96,10 +102,18 @@ impl Optimizer {
         self.step
     }
 
-    /// Applies one update at base learning rate `lr` to every parameter with a
-    /// gradient (parameters without one, e.g. unused this step, are left alone).
-    pub fn step(&mut self, lr: f32) -> Result<()> {
+    /// The learning rate of the last step (the base rate before the first).
+    pub fn lr(&self) -> f64 {
+        self.lr
+    }
+
+    /// Applies one update at the base learning rate times `lr_factor` (the schedule's)
+    /// to every parameter with a gradient (parameters without one, e.g. unused this
+    /// step, are left alone).
+    pub fn step(&mut self, lr_factor: f64) -> Result<()> {
         self.step += 1;
+        self.lr = self.base_lr * lr_factor;
+        let lr = self.lr as f32;
         for s in &self.slots {
             let Some(grad) = s.param.grad() else { continue };
             let w = s.param.value();
@@ -260,6 +274,7 @@ mod tests {
                     lr_scale: 2.0,
                     weight_decay: 0.01,
                 }],
+                0.05,
             )
             .unwrap();
             for g in &grads {
@@ -271,7 +286,7 @@ mod tests {
                     .unwrap()
                     .backward()
                     .unwrap();
-                opt.step(0.05).unwrap();
+                opt.step(1.0).unwrap();
             }
             let got = p.value().to_vec().unwrap();
             let want = reference(kind, 0.01, 0.1, &w0, &grads);

@@ -1,6 +1,22 @@
-//! Learning-rate schedules: a base rate times a factor of the iteration.
+//! Learning-rate schedules (the `schedule` section): a base rate times a factor of
+//! the iteration.
 
 use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+/// The `schedule` section: steps and the default learning-rate policy.
+pub struct ScheduleCfg {
+    /// Optimisation steps.
+    pub iters: usize,
+    #[serde(default = "default_policy")]
+    pub policy: Schedule,
+    pub warmup: Option<Warmup>,
+}
+
+fn default_policy() -> Schedule {
+    Schedule::Poly { power: 0.9 }
+}
 
 /// How the learning rate evolves over `total` iterations.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

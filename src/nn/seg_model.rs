@@ -1,19 +1,73 @@
-//! The segmentation network an experiment trains: a backbone (dilated ResNet or
-//! MobileNetV2), a DeepLabV3 head, and bilinear upsampling to the input size.
-//! State names are `backbone.<torchvision name>` and `head.<name>`.
+//! The segmentation network an experiment trains, and its `model` section: a
+//! backbone (dilated ResNet or MobileNetV2), a DeepLabV3 head, and bilinear
+//! upsampling to the input size. State names are `backbone.<torchvision name>` and
+//! `head.<name>`.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use super::config::{BackboneKind, ModelCfg};
+use serde::{Deserialize, Serialize};
+
+use super::aspp::deeplab_head;
+use super::builder::Builder;
+use super::checkpoint;
+use super::mobilenet::MobileNetV2;
+use super::module::{join, Module, Sequential, State};
+use super::resnet::{Depth, ResNet};
 use crate::autograd::Var;
 use crate::error::{Error, Result};
-use crate::nn::aspp::deeplab_head;
-use crate::nn::builder::Builder;
-use crate::nn::checkpoint;
-use crate::nn::mobilenet::MobileNetV2;
-use crate::nn::module::{join, Module, Sequential, State};
-use crate::nn::resnet::{Depth, ResNet};
 use crate::ops::interpolate::InterpolateMode;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BackboneKind {
+    Resnet,
+    MobilenetV2,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelCfg {
+    pub backbone: BackboneKind,
+    /// ResNet depth: 18, 34 or 50.
+    #[serde(default = "default_depth")]
+    pub depth: usize,
+    /// Channel multiplier (1.0 = the published network).
+    #[serde(default = "full_width")]
+    pub width: f64,
+    /// 8, 16 or 32.
+    #[serde(default = "default_output_stride")]
+    pub output_stride: usize,
+    /// ASPP dilation rates of the DeepLabV3 head.
+    #[serde(default = "default_aspp_rates")]
+    pub aspp_rates: Vec<usize>,
+    /// Channels inside the head.
+    #[serde(default = "default_hidden")]
+    pub head_channels: usize,
+    /// Output channels of the head (embedding dimension).
+    #[serde(default = "default_embed")]
+    pub embed_dim: usize,
+    /// A safetensors checkpoint with PyTorch state_dict names for the backbone.
+    pub pretrained: Option<PathBuf>,
+}
+
+fn default_depth() -> usize {
+    50
+}
+fn full_width() -> f64 {
+    1.0
+}
+fn default_output_stride() -> usize {
+    8
+}
+fn default_aspp_rates() -> Vec<usize> {
+    vec![12, 24, 36]
+}
+fn default_hidden() -> usize {
+    256
+}
+fn default_embed() -> usize {
+    32
+}
 
 pub enum Backbone {
     ResNet(ResNet),
