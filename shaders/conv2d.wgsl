@@ -5,31 +5,7 @@
 // per-lane scalar load costing far more than a multiply-add, so the block exists to
 // reuse each loaded input value CB times and each weight 4 times. Padding and dilation
 // are a per-tap mask, and a tap wholly in the padding is skipped.
-struct Params {
-    n: u32,
-    cin: u32,
-    h: u32,
-    w: u32,
-    cout: u32,
-    hout: u32,
-    wout: u32,
-    kh: u32,
-    kw: u32,
-    sh: u32,
-    sw: u32,
-    ph: u32,
-    pw: u32,
-    dh: u32,
-    dw: u32,
-    // Input and output channels per group.
-    cg: u32,
-    coutg: u32,
-    // Output-channel blocks of CB per group.
-    cblocks: u32,
-    // Pixel blocks of 4 per output row, and invocations along x (hout * wblocks).
-    wblocks: u32,
-    units: u32,
-}
+// #include conv2d_params
 
 // Output channels per invocation: 1 (depthwise, one channel per group) or 4.
 override CB: u32 = 4u;

@@ -2,32 +2,7 @@
 // the bias gradient is a plain sum of the output gradient (shaders/reduce.wgsl).
 // As in the forward, per-lane loads dominate on lavapipe, so each invocation keeps a
 // block of sums in registers that reuses every loaded value several times.
-struct Params {
-    n: u32,
-    cin: u32,
-    h: u32,
-    w: u32,
-    cout: u32,
-    hout: u32,
-    wout: u32,
-    kh: u32,
-    kw: u32,
-    sh: u32,
-    sw: u32,
-    ph: u32,
-    pw: u32,
-    dh: u32,
-    dw: u32,
-    cg: u32,
-    coutg: u32,
-    // Channel blocks per group: of CB input channels for input_grad, of CO output
-    // channels for weight_grad.
-    cblocks: u32,
-    // input_grad: pixel blocks per input row (sw residues x qblocks).
-    wblocks: u32,
-    // Invocations along x.
-    units: u32,
-}
+// #include conv2d_params
 
 // input_grad: input channels per invocation, 1 (one channel per group) or 4.
 override CB: u32 = 4u;

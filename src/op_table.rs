@@ -17,7 +17,7 @@ static FAMILIES: &[&[OpSpec]] = &[
     crate::ops::pool::OPS,
     crate::ops::interpolate::OPS,
     crate::ops::dropout::OPS,
-    crate::ops::conv::OPS,
+    crate::ops::conv2d::OPS,
     crate::ops::l2_normalize::OPS,
     crate::ops::masked_average::OPS,
     crate::loss::mask_infonce::OPS,

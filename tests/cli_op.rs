@@ -187,14 +187,14 @@ fn shaders_check_passes_and_reports_broken_overrides() {
     assert!(o.status.success(), "{}", stdout(&o));
     let dir = scratch("bad_shaders");
     std::fs::write(
-        dir.join("fill.wgsl"),
+        dir.join("elementwise_fill.wgsl"),
         "@compute @workgroup_size(1)\nfn fill() {\n    let x = ;\n}\n",
     )
     .unwrap();
     let o = wgseg(&["shaders", "check", dir.to_str().unwrap()], &[]);
     assert_eq!(o.status.code(), Some(1));
     let s = stdout(&o);
-    assert!(s.contains("fill.wgsl:3:"), "{s}");
+    assert!(s.contains("elementwise_fill.wgsl:3:"), "{s}");
 }
 
 #[test]

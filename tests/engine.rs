@@ -170,9 +170,9 @@ fn repeated_steps_allocate_nothing_and_submit_once() {
 fn shader_overrides_take_effect_and_bad_ones_are_refused() {
     let gpu = Gpu::new().unwrap();
     let dir = scratch("override");
-    let fill = include_str!("../shaders/fill.wgsl")
+    let fill = include_str!("../shaders/elementwise_fill.wgsl")
         .replace("out[i] = p.value;", "out[i] = p.value * 2.0;");
-    std::fs::write(dir.join("fill.wgsl"), fill).unwrap();
+    std::fs::write(dir.join("elementwise_fill.wgsl"), fill).unwrap();
     gpu.set_shader_dir(Some(dir.clone()));
     let v = wgseg::ops::kernels::full(&gpu, &[3], 1.5)
         .unwrap()
@@ -181,7 +181,7 @@ fn shader_overrides_take_effect_and_bad_ones_are_refused() {
     assert_eq!(v, vec![3.0; 3]);
 
     std::fs::write(
-        dir.join("fill.wgsl"),
+        dir.join("elementwise_fill.wgsl"),
         "struct P { n: u32 }\n@compute @workgroup_size(1)\nfn fill() { let a: u32 = 1.5; }\n",
     )
     .unwrap();
@@ -189,7 +189,7 @@ fn shader_overrides_take_effect_and_bad_ones_are_refused() {
     let e = wgseg::ops::kernels::full(&gpu, &[3], 1.0)
         .unwrap_err()
         .to_string();
-    assert!(e.contains("fill.wgsl:3:"), "{e}");
+    assert!(e.contains("elementwise_fill.wgsl:3:"), "{e}");
     gpu.set_shader_dir(None);
     assert_eq!(
         wgseg::ops::kernels::full(&gpu, &[2], 1.0)
@@ -197,6 +197,47 @@ fn shader_overrides_take_effect_and_bad_ones_are_refused() {
             .to_vec()
             .unwrap(),
         vec![1.0; 2]
+    );
+}
+
+#[test]
+fn an_override_whose_uniform_struct_differs_is_refused_naming_the_field() {
+    let gpu = Gpu::new().unwrap();
+    let dir = scratch("uniform_fields");
+    // The same two words, swapped: without the check the kernel would read the value
+    // as the count.
+    let swapped = include_str!("../shaders/elementwise_fill.wgsl").replace(
+        "    n: u32,\n    value: f32,",
+        "    value: f32,\n    n: u32,",
+    );
+    std::fs::write(dir.join("elementwise_fill.wgsl"), swapped).unwrap();
+    gpu.set_shader_dir(Some(dir.clone()));
+    let e = wgseg::ops::kernels::full(&gpu, &[3], 1.0)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("elementwise_fill:fill: uniform field 0 is `value` at byte 0 in the shader's struct, but the engine fills `n` at byte 0"),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_header_is_spliced_into_each_shader_that_includes_it() {
+    let source = wgseg::gpu::shader_source::load("label_transfer", None).unwrap();
+    assert!(!source.text.contains("// #include"), "{}", source.text);
+    assert!(source.text.contains("struct Params"), "{}", source.text);
+    let dir = scratch("bad_include");
+    std::fs::write(
+        dir.join("label_transfer.wgsl"),
+        "// #include no_such_header\n",
+    )
+    .unwrap();
+    let e = wgseg::gpu::shader_source::load("label_transfer", Some(&dir))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("no header shaders/include/no_such_header.wgsl"),
+        "{e}"
     );
 }
 

@@ -10,7 +10,7 @@ use crate::loss::mask_infonce::MaskInfoNce;
 use crate::loss::pixel_contrast::{Memory, PixelContrast};
 use crate::loss::proto_contrast::{proto_contrast, proto_contrast_backward};
 use crate::nn::init::uniform;
-use crate::ops::conv::{
+use crate::ops::conv2d::{
     conv2d, conv2d_backward_input, conv2d_backward_weight, conv2d_flops, Conv2dGeometry,
     Conv2dParams,
 };

@@ -5,9 +5,9 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use crate::error::{Error, Result};
+use crate::gpu::params::Params;
 use crate::gpu::{Kernel, WORKGROUP};
 use crate::ops::kernels::{matmul_views, reduce_sum, strided_copy, MatView};
-use crate::tensor::params::Params;
 use crate::tensor::{DType, Tensor};
 
 #[derive(Clone, Copy, Debug)]
@@ -28,11 +28,11 @@ pub struct KMeansResult {
 }
 
 fn params(n: usize, d: usize, k: usize) -> Result<Params> {
-    Ok(Params::new()
-        .idx("kmeans", n)?
-        .idx("kmeans", d)?
-        .idx("kmeans", k)?
-        .u32(0))
+    Ok(Params::new("kmeans")
+        .idx("n", n)?
+        .idx("d", d)?
+        .idx("k", k)?
+        .align16())
 }
 
 /// Nearest centroid of every point: (labels u32 [n], squared distances f32 [n]).
@@ -49,7 +49,7 @@ pub fn assign(points: &Tensor, centroids: &Tensor) -> Result<(Tensor, Tensor)> {
             labels.buffer(),
             dist.buffer(),
         ],
-        params(n, d, k)?.bytes(),
+        &params(n, d, k)?,
         gpu.grid(n as u64, WORKGROUP),
     )?;
     Ok((labels, dist))
@@ -63,7 +63,7 @@ fn update(points: &Tensor, centroids: &Tensor, labels: &Tensor) -> Result<Tensor
     gpu.dispatch(
         &Kernel::new("kmeans", "onehot"),
         &[labels.buffer(), onehot.buffer()],
-        params(n, d, k)?.bytes(),
+        &params(n, d, k)?,
         gpu.grid((n * k) as u64, WORKGROUP),
     )?;
     // sums[k, d] = onehot^T [k, n] @ points [n, d]
@@ -87,7 +87,7 @@ fn update(points: &Tensor, centroids: &Tensor, labels: &Tensor) -> Result<Tensor
             counts.buffer(),
             out.buffer(),
         ],
-        params(n, d, k)?.bytes(),
+        &params(n, d, k)?,
         gpu.grid((k * d) as u64, WORKGROUP),
     )?;
     Ok(out)

@@ -44,6 +44,9 @@ pub struct EntryBindings {
     pub storage: Vec<(u32, bool)>,
     /// The uniform parameter block's binding, if the entry uses one.
     pub uniform: Option<u32>,
+    /// Its struct's fields as (name, byte offset), `_`-named padding left out: what
+    /// a dispatch's [`Params`](super::params::Params) must fill.
+    pub uniform_fields: Vec<(String, u32)>,
 }
 
 pub struct Pipeline {
@@ -75,6 +78,7 @@ fn reflect(checked: &CheckedShader, shader: &str, entry: &str) -> Result<EntryBi
     let uses = checked.info.get_entry_point(index);
     let mut storage = Vec::new();
     let mut uniform = None;
+    let mut uniform_fields = Vec::new();
     for (handle, var) in checked.module.global_variables.iter() {
         let Some(binding) = &var.binding else {
             continue;
@@ -99,6 +103,17 @@ fn reflect(checked: &CheckedShader, shader: &str, entry: &str) -> Result<EntryBi
                         "shader {shader}:{entry}: at most one uniform block is supported"
                     )));
                 }
+                let naga::TypeInner::Struct { members, .. } = &checked.module.types[var.ty].inner
+                else {
+                    return Err(Error::Shader(format!(
+                        "shader {shader}:{entry}: the uniform block must be a struct"
+                    )));
+                };
+                uniform_fields = members
+                    .iter()
+                    .filter_map(|m| Some((m.name.clone()?, m.offset)))
+                    .filter(|(name, _)| !name.starts_with('_'))
+                    .collect();
             }
             other => {
                 return Err(Error::Shader(format!(
@@ -108,7 +123,11 @@ fn reflect(checked: &CheckedShader, shader: &str, entry: &str) -> Result<EntryBi
         }
     }
     storage.sort_by_key(|(b, _)| *b);
-    Ok(EntryBindings { storage, uniform })
+    Ok(EntryBindings {
+        storage,
+        uniform,
+        uniform_fields,
+    })
 }
 
 impl KernelRegistry {

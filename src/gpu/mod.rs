@@ -5,6 +5,7 @@
 
 pub mod adapter;
 mod kernels;
+pub mod params;
 mod pool;
 pub mod shader_source;
 
@@ -17,6 +18,7 @@ pub use pool::{size_class, PoolStats};
 
 use crate::error::{Error, Result};
 use kernels::KernelRegistry;
+use params::Params;
 use pool::BufferPool;
 
 /// Usage of every tensor buffer.
@@ -207,16 +209,21 @@ impl Gpu {
     }
 
     /// Records one dispatch of `kernel` over `groups` workgroups. `buffers` are bound to
-    /// the entry point's storage bindings in binding order; `params` fills its uniform block.
+    /// the entry point's storage bindings in binding order; `params` fills its uniform
+    /// block, whose fields it must name as the shader's struct does.
     pub fn dispatch(
         &self,
         kernel: &Kernel,
         buffers: &[&wgpu::Buffer],
-        params: &[u8],
+        params: &Params,
         groups: [u32; 3],
     ) -> Result<()> {
         let pipeline = self.kernels.borrow_mut().pipeline(&self.device, kernel)?;
         let b = &pipeline.bindings;
+        if b.uniform.is_some() {
+            check_fields(kernel, &b.uniform_fields, params.fields())?;
+        }
+        let params = params.bytes();
         if buffers.len() != b.storage.len() {
             return Err(Error::Gpu(format!(
                 "kernel {}:{} binds {} storage buffers, got {}",
@@ -392,4 +399,26 @@ impl Gpu {
             [groups.div_ceil(y) as u32, y as u32, 1]
         }
     }
+}
+
+/// The first difference between the uniform struct's fields and those `params` named.
+fn check_fields(kernel: &Kernel, wgsl: &[(String, u32)], rust: &[(&str, u32)]) -> Result<()> {
+    let n = wgsl.len().max(rust.len());
+    for i in 0..n {
+        let (w, r) = (wgsl.get(i), rust.get(i));
+        if w.map(|(name, off)| (name.as_str(), *off)) != r.copied() {
+            let show = |f: Option<(&str, u32)>| match f {
+                Some((name, off)) => format!("`{name}` at byte {off}"),
+                None => "nothing".to_string(),
+            };
+            return Err(Error::Shader(format!(
+                "kernel {}:{}: uniform field {i} is {} in the shader's struct, but the engine fills {}",
+                kernel.shader,
+                kernel.entry,
+                show(w.map(|(name, off)| (name.as_str(), *off))),
+                show(r.copied())
+            )));
+        }
+    }
+    Ok(())
 }

@@ -1,5 +1,5 @@
 //! Hard/easy anchor sampling for pixel contrast, on the host (the authors'
-//! `_hard_anchor_sampling` in ContrastCELoss; METHODS.md section 2).
+//! `_hard_anchor_sampling` in ContrastCELoss; docs/methods/pixel_contrast.md).
 //!
 //! Per image, every class other than `ignore_index` with more than `max_views` pixels
 //! (the authors' `> max_views`) gets n_view = min(max_samples / #classes in the batch,

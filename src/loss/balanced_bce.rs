@@ -12,12 +12,12 @@
 use super::{partial_count, sum_all};
 use crate::autograd::Var;
 use crate::error::{Error, Result};
+use crate::gpu::params::Params;
 use crate::gpu::{Kernel, WORKGROUP};
 use crate::ops::attrs::AttrKind;
 use crate::ops::spec::fixed_in;
 use crate::ops::spec::{attr, f32_in, OpSpec};
 use crate::tensor::elementwise::expect_f32;
-use crate::tensor::params::Params;
 use crate::tensor::{shape_str, DType, Tensor};
 
 const OP: &str = "balanced_bce";
@@ -57,7 +57,10 @@ fn check(input: &Tensor, target: &Tensor) -> Result<()> {
 }
 
 fn params(n: usize, threads: usize, scale: f32) -> Result<Params> {
-    Ok(Params::new().idx(OP, n)?.idx(OP, threads)?.f32(scale))
+    Ok(Params::new(OP)
+        .idx("n", n)?
+        .idx("threads", threads)?
+        .f32("scale", scale))
 }
 
 /// The balanced BCE of logits `input` against 0/1 `target` (same shape).
@@ -72,7 +75,7 @@ pub fn balanced_bce(input: &Tensor, target: &Tensor, size_average: bool) -> Resu
     gpu.dispatch(
         &Kernel::new("balanced_bce", "count_positive"),
         &[target.buffer(), partial.buffer()],
-        p.bytes(),
+        &p,
         grid,
     )?;
     let positives = sum_all(OP, &partial, 1.0)?;
@@ -85,7 +88,7 @@ pub fn balanced_bce(input: &Tensor, target: &Tensor, size_average: bool) -> Resu
             positives.buffer(),
             partial.buffer(),
         ],
-        p.bytes(),
+        &p,
         grid,
     )?;
     let scale = if size_average { 1.0 / n as f32 } else { 1.0 };
@@ -115,7 +118,7 @@ pub fn balanced_bce_backward(
             g.buffer(),
             dx.buffer(),
         ],
-        params(n, 0, fwd.scale)?.bytes(),
+        &params(n, 0, fwd.scale)?,
         gpu.grid(n as u64, WORKGROUP),
     )?;
     Ok(dx)

@@ -10,12 +10,12 @@
 use super::{partial_count, ratio_of_sums, sum_all, Reduction};
 use crate::autograd::Var;
 use crate::error::{Error, Result};
+use crate::gpu::params::Params;
 use crate::gpu::{Kernel, WORKGROUP};
 use crate::ops::attrs::AttrKind;
 use crate::ops::spec::fixed_in;
 use crate::ops::spec::{attr, f32_in, OpSpec};
 use crate::tensor::elementwise::{expect_f32, full};
-use crate::tensor::params::Params;
 use crate::tensor::{shape_str, DType, Tensor};
 
 const OP: &str = "cross_entropy";
@@ -113,13 +113,13 @@ fn params(
     ignore: u32,
     mode: u32,
 ) -> Result<Params> {
-    Ok(Params::new()
-        .idx(OP, classes)?
-        .idx(OP, inner)?
-        .idx(OP, pixels)?
-        .idx(OP, threads)?
-        .u32(ignore)
-        .u32(mode))
+    Ok(Params::new(OP)
+        .idx("classes", classes)?
+        .idx("inner", inner)?
+        .idx("pixels", pixels)?
+        .idx("threads", threads)?
+        .u32("ignore", ignore)
+        .u32("mode", mode))
 }
 
 /// Cross-entropy of logits `input` against u32 labels `target` without validating
@@ -151,7 +151,7 @@ pub fn cross_entropy(
                 lse.buffer(),
                 loss.buffer(),
             ],
-            params(classes, inner, pixels, 0, ignore, 0)?.bytes(),
+            &params(classes, inner, pixels, 0, ignore, 0)?,
             gpu.grid(pixels as u64, WORKGROUP),
         )?;
         (loss, None)
@@ -169,7 +169,7 @@ pub fn cross_entropy(
                 loss_part.buffer(),
                 weight_part.buffer(),
             ],
-            params(classes, inner, pixels, threads, ignore, 0)?.bytes(),
+            &params(classes, inner, pixels, threads, ignore, 0)?,
             gpu.grid(threads as u64, WORKGROUP),
         )?;
         if reduction == Reduction::Mean {
@@ -217,7 +217,7 @@ pub fn cross_entropy_backward(
             den.buffer(),
             dx.buffer(),
         ],
-        params(classes, inner, pixels, 0, fwd.ignore, mode)?.bytes(),
+        &params(classes, inner, pixels, 0, fwd.ignore, mode)?,
         gpu.grid(pixels as u64, WORKGROUP),
     )?;
     Ok(dx)

@@ -1,5 +1,5 @@
 //! mask_infonce (shaders/mask_infonce.wgsl): MaskContrast's loss (Van Gansbeke et al.,
-//! ICCV 2021; METHODS.md section 1). Every pixel i of image b whose mask is 1 is a
+//! ICCV 2021; docs/methods/maskcontrast.md). Every pixel i of image b whose mask is 1 is a
 //! query q_i (a column of `query` [B,D,H,W]); its logits are
 //!   l_ij = q_i . k_j / T   for j over the B key prototypes, then the K queue rows,
 //! its own image's prototype k_b is the positive, and
@@ -16,11 +16,11 @@
 
 use crate::autograd::Var;
 use crate::error::{Error, Result};
+use crate::gpu::params::Params;
 use crate::gpu::{Kernel, WORKGROUP};
 use crate::ops::attrs::AttrKind;
 use crate::ops::spec::{attr, f32_in, fixed_in, OpSpec};
 use crate::tensor::elementwise::expect_f32;
-use crate::tensor::params::Params;
 use crate::tensor::{shape_str, DType, Tensor};
 
 const OP: &str = "mask_infonce";
@@ -127,15 +127,15 @@ impl MaskInfoNce {
     }
 
     fn params(&self) -> Result<Params> {
-        Params::new()
-            .idx(OP, self.b)?
-            .idx(OP, self.d)?
-            .idx(OP, self.hw)?
-            .idx(OP, self.k)?
-            .idx(OP, self.b * self.hw)?
-            .f32(1.0 / self.temperature)
-            .idx(OP, CHUNK)?
-            .idx(OP, self.chunks())
+        Params::new(OP)
+            .idx("b", self.b)?
+            .idx("d", self.d)?
+            .idx("hw", self.hw)?
+            .idx("k", self.k)?
+            .idx("pixels", self.b * self.hw)?
+            .f32("inv_t", 1.0 / self.temperature)
+            .idx("chunk", CHUNK)?
+            .idx("chunks", self.chunks())
     }
 
     /// With K = 0 the kernels still bind a queue buffer; they read none of it.
@@ -162,7 +162,7 @@ impl MaskInfoNce {
                 lse.buffer(),
                 term.buffer(),
             ],
-            p.bytes(),
+            &p,
             gpu.grid(pixels as u64, WORKGROUP),
         )?;
         gpu.dispatch(
@@ -173,7 +173,7 @@ impl MaskInfoNce {
                 loss.buffer(),
                 salient.buffer(),
             ],
-            p.bytes(),
+            &p,
             [1, 1, 1],
         )?;
         Ok(InfoNceSaved { loss, salient, lse })
@@ -216,7 +216,7 @@ impl MaskInfoNce {
                 grad.buffer(),
                 dq.buffer(),
             ],
-            self.params()?.bytes(),
+            &self.params()?,
             gpu.grid((self.b * self.hw) as u64, WORKGROUP),
         )?;
         Ok(dq)
@@ -240,7 +240,7 @@ impl MaskInfoNce {
                 saved.lse.buffer(),
                 partial.buffer(),
             ],
-            p.bytes(),
+            &p,
             gpu.grid(rows as u64, WORKGROUP),
         )?;
         gpu.dispatch(
@@ -251,7 +251,7 @@ impl MaskInfoNce {
                 partial.buffer(),
                 dk.buffer(),
             ],
-            p.bytes(),
+            &p,
             gpu.grid((self.b * self.d) as u64, WORKGROUP),
         )?;
         Ok(dk)

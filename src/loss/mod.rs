@@ -84,7 +84,7 @@ pub fn ratio_of_sums(op: &str, num: &Tensor, den: &Tensor) -> Result<(Tensor, Te
     gpu.dispatch(
         &Kernel::new("simple_loss", "ratio"),
         &[out.buffer(), num.buffer(), den.buffer(), den_sum.buffer()],
-        p.bytes(),
+        &p,
         [1, 1, 1],
     )?;
     Ok((out, den_sum))

@@ -11,11 +11,11 @@
 
 use crate::autograd::Var;
 use crate::error::{Error, Result};
+use crate::gpu::params::Params;
 use crate::gpu::{Kernel, WORKGROUP};
 use crate::ops::attrs::AttrKind;
 use crate::ops::spec::{attr, f32_in, OpSpec};
 use crate::tensor::elementwise::expect_f32;
-use crate::tensor::params::Params;
 use crate::tensor::{shape_str, DType, Tensor};
 
 const SHADER: &str = "patch_nce";
@@ -32,11 +32,11 @@ pub struct PatchNceSaved {
 }
 
 fn params(op: &str, n: usize, dim: usize, temperature: f32) -> Result<Params> {
-    Ok(Params::new()
-        .idx(op, n)?
-        .idx(op, dim)?
-        .f32(1.0 / temperature)
-        .f32(1.0 / n as f32))
+    Ok(Params::new(op)
+        .idx("n", n)?
+        .idx("dim", dim)?
+        .f32("inv_t", 1.0 / temperature)
+        .f32("inv_n", 1.0 / n as f32))
 }
 
 fn rows(op: &str, query: &Tensor, key: &Tensor) -> Result<(usize, usize)> {
@@ -90,14 +90,14 @@ pub fn patch_nce(
             lse.buffer(),
             loss_row.buffer(),
         ],
-        p.bytes(),
+        &p,
         gpu.grid(n as u64, WORKGROUP),
     )?;
     let loss = Tensor::empty(gpu, &[], DType::F32)?;
     gpu.dispatch(
         &Kernel::new(SHADER, "reduce_mean"),
         &[loss_row.buffer(), loss.buffer()],
-        p.bytes(),
+        &p,
         [1, 1, 1],
     )?;
     let saved = PatchNceSaved {
@@ -145,7 +145,7 @@ pub fn patch_nce_backward(
                 grad.buffer(),
                 out.buffer(),
             ],
-            p.bytes(),
+            &p,
             gpu.grid(n as u64, WORKGROUP),
         )?;
         Ok(out)

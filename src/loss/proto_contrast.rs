@@ -15,13 +15,13 @@
 
 use crate::autograd::Var;
 use crate::error::{Error, Result};
+use crate::gpu::params::Params;
 use crate::gpu::{Gpu, Kernel, WORKGROUP};
 use crate::ops::attrs::AttrKind;
 use crate::ops::feature_map::{
     check_prototypes, check_target, feature_map, ignore_index, FeatureMap, PIXEL_CHUNK,
 };
 use crate::ops::spec::{attr, f32_in, InputSpec, OpSpec};
-use crate::tensor::params::Params;
 use crate::tensor::{shape_str, DType, Tensor};
 
 const SHADER: &str = "proto_contrast";
@@ -57,17 +57,17 @@ fn params(
     inv_count: f32,
 ) -> Result<Params> {
     let (per_image, chunks) = map.chunks();
-    Ok(Params::new()
-        .idx(op, map.dim)?
-        .idx(op, map.hw)?
-        .idx(op, classes)?
-        .idx(op, map.pixels())?
-        .u32(ignore_index)
-        .idx(op, PIXEL_CHUNK)?
-        .idx(op, per_image)?
-        .idx(op, chunks)?
-        .f32(scale)
-        .f32(inv_count))
+    Ok(Params::new(op)
+        .idx("dim", map.dim)?
+        .idx("hw", map.hw)?
+        .idx("classes", classes)?
+        .idx("pixels", map.pixels())?
+        .u32("ignore", ignore_index)
+        .idx("chunk", PIXEL_CHUNK)?
+        .idx("chunks_per_image", per_image)?
+        .idx("partials", chunks)?
+        .f32("scale", scale)
+        .f32("inv_count", inv_count))
 }
 
 /// Unit-norm prototypes p / max(||p||, 1e-12) [C, D] and the raw norms [C].
@@ -99,7 +99,7 @@ fn normalize_prototypes(prototypes: &Tensor) -> Result<(Tensor, Tensor)> {
     gpu.dispatch(
         &Kernel::new(SHADER, "proto_normalize"),
         &[prototypes.buffer(), phat.buffer(), pnorm.buffer()],
-        p.bytes(),
+        &p,
         gpu.grid(classes as u64, WORKGROUP),
     )?;
     Ok((phat, pnorm))
@@ -134,7 +134,7 @@ pub fn proto_contrast(
             lse.buffer(),
             loss_px.buffer(),
         ],
-        p.bytes(),
+        &p,
         gpu.grid(n as u64, WORKGROUP),
     )?;
     let loss = Tensor::empty(gpu, &[], DType::F32)?;
@@ -147,7 +147,7 @@ pub fn proto_contrast(
             loss.buffer(),
             counts.buffer(),
         ],
-        p.bytes(),
+        &p,
         [1, 1, 1],
     )?;
     let counts = counts.to_vec_u32()?;
@@ -217,7 +217,7 @@ pub fn proto_contrast_backward(
             gx.buffer(),
             wbuf.buffer(),
         ],
-        p.bytes(),
+        &p,
         gpu.grid(n as u64, WORKGROUP),
     )?;
     if !prototypes_grad {
@@ -229,20 +229,20 @@ pub fn proto_contrast_backward(
     gpu.dispatch(
         &Kernel::new(SHADER, "proto_partial"),
         &[s.features.buffer(), wbuf.buffer(), partial.buffer()],
-        p.bytes(),
+        &p,
         gpu.grid((chunks * cd) as u64, WORKGROUP),
     )?;
     let gp = Tensor::empty(gpu, &[s.classes, s.map.dim], DType::F32)?;
     gpu.dispatch(
         &Kernel::new(SHADER, "proto_sum"),
         &[partial.buffer(), gp.buffer()],
-        p.bytes(),
+        &p,
         gpu.grid(cd as u64, WORKGROUP),
     )?;
     gpu.dispatch(
         &Kernel::new(SHADER, "proto_project"),
         &[s.phat.buffer(), s.pnorm.buffer(), gp.buffer()],
-        p.bytes(),
+        &p,
         gpu.grid(s.classes as u64, WORKGROUP),
     )?;
     Ok((gx, Some(gp)))

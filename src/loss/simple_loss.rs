@@ -4,11 +4,11 @@
 use super::{partial_count, sum_all, Reduction};
 use crate::autograd::Var;
 use crate::error::{Error, Result};
+use crate::gpu::params::Params;
 use crate::gpu::{Kernel, WORKGROUP};
 use crate::ops::attrs::AttrKind;
 use crate::ops::spec::{attr, f32_in, OpSpec, INPUT};
 use crate::tensor::elementwise::{expect_f32, neg};
-use crate::tensor::params::Params;
 use crate::tensor::{shape_str, DType, Tensor};
 
 /// The uniform block of shaders/simple_loss.wgsl.
@@ -26,15 +26,15 @@ pub(crate) struct LossParams {
 
 impl LossParams {
     pub fn build(&self, op: &str) -> Result<Params> {
-        Params::new()
-            .idx(op, self.n)?
-            .idx(op, self.threads)?
-            .f32(self.scale)
-            .u32(self.per_elem as u32)
-            .u32(self.target.is_some() as u32)
-            .f32(self.target.unwrap_or(0.0))
-            .idx(op, self.classes)?
-            .idx(op, self.inner)
+        Params::new(op)
+            .idx("n", self.n)?
+            .idx("threads", self.threads)?
+            .f32("scale", self.scale)
+            .u32("per_elem", self.per_elem as u32)
+            .u32("const_target", self.target.is_some() as u32)
+            .f32("target_value", self.target.unwrap_or(0.0))
+            .idx("classes", self.classes)?
+            .idx("inner", self.inner)
     }
 }
 
@@ -111,7 +111,7 @@ pub fn pointwise_loss(
         gpu.dispatch(
             &Kernel::new("simple_loss", "pointwise_none").with(&consts),
             &[input.buffer(), t.buffer(), out.buffer()],
-            lp.build(op)?.bytes(),
+            &lp.build(op)?,
             gpu.grid(n as u64, WORKGROUP),
         )?;
         return Ok(out);
@@ -121,7 +121,7 @@ pub fn pointwise_loss(
     gpu.dispatch(
         &Kernel::new("simple_loss", "pointwise_sums").with(&consts),
         &[input.buffer(), t.buffer(), partials.buffer()],
-        lp.build(op)?.bytes(),
+        &lp.build(op)?,
         gpu.grid(lp.threads as u64, WORKGROUP),
     )?;
     let factor = if reduction == Reduction::Mean {
@@ -167,7 +167,7 @@ pub fn pointwise_loss_backward(
     gpu.dispatch(
         &Kernel::new("simple_loss", "pointwise_backward").with(&consts),
         &[input.buffer(), t.buffer(), g.buffer(), dx.buffer()],
-        lp.build(op)?.bytes(),
+        &lp.build(op)?,
         gpu.grid(n as u64, WORKGROUP),
     )?;
     Ok(dx)
@@ -228,7 +228,7 @@ pub fn entropy(input: &Tensor) -> Result<Tensor> {
     gpu.dispatch(
         &Kernel::new("simple_loss", "entropy_sums"),
         &[input.buffer(), partials.buffer()],
-        p.build("entropy")?.bytes(),
+        &p.build("entropy")?,
         gpu.grid(threads as u64, WORKGROUP),
     )?;
     sum_all("entropy", &partials, 1.0 / positions as f32)
@@ -249,7 +249,7 @@ pub fn entropy_backward(input: &Tensor, g: &Tensor) -> Result<Tensor> {
     gpu.dispatch(
         &Kernel::new("simple_loss", "entropy_backward"),
         &[input.buffer(), g.buffer(), dx.buffer()],
-        p.build("entropy")?.bytes(),
+        &p.build("entropy")?,
         gpu.grid(positions as u64, WORKGROUP),
     )?;
     Ok(dx)

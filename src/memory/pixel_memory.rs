@@ -1,4 +1,4 @@
-//! Pixel contrast's memory (METHODS.md section 2): per class, a queue of segment
+//! Pixel contrast's memory (docs/methods/pixel_contrast.md): per class, a queue of segment
 //! embeddings (the L2-normalised mean embedding of the class's pixels in one image)
 //! and a queue of pixel embeddings (up to `pixel_update_freq` random pixels of the
 //! class per image). Fed every step from the detached embeddings and the labels at

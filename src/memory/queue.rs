@@ -1,6 +1,6 @@
 //! GPU memory banks of prototypes: a ring buffer of K rows of dimension D that
 //! enqueue overwrites oldest-first, in place, with the strided copy kernel
-//! (shaders/copy.wgsl; two copies when a write wraps around the end).
+//! (shaders/layout.wgsl; two copies when a write wraps around the end).
 //!
 //! The write pointer advances by the number of rows enqueued. (MaskContrast's and
 //! pixel contrast's reference code advanced it by one per call, so most of a batch

@@ -1,5 +1,5 @@
 //! Bi-directional pixel-prototype contrast for domain adaptation (ECCV 2022;
-//! METHODS.md section 3). A labelled source domain and an unlabelled target domain
+//! docs/methods/bidir_proto.md). A labelled source domain and an unlabelled target domain
 //! (`data.target`) train one segmentation network; each step forwards a source and a
 //! target batch together (one batch-norm batch) and adds to the source cross-entropy:
 //! - target pixels against the source prototypes and source pixels against the
@@ -50,8 +50,8 @@ use crate::optim::Optimizer;
 use crate::tensor::elementwise::zeros;
 use crate::tensor::Tensor;
 
-/// Bi-directional pixel-prototype contrast for domain adaptation (METHODS.md
-/// section 3): source cross-entropy; target pixels against source prototypes and
+/// Bi-directional pixel-prototype contrast for domain adaptation
+/// (docs/methods/bidir_proto.md): source cross-entropy; target pixels against source prototypes and
 /// source pixels against target prototypes; pseudo labels for the target by label
 /// transfer from calibrated source prototypes. Needs `data.target`. With every
 /// target-side weight 0 it is source-only training.
@@ -65,11 +65,11 @@ pub struct Config {
     pub scale: f64,
     /// Weight of the target cross-entropy on the pseudo labels (paper: 0.3).
     pub target_ce_weight: f64,
-    /// Weight of the mean softmax entropy of the target predictions (METHODS.md
+    /// Weight of the mean softmax entropy of the target predictions (the paper
     /// gives no value; 0.001 is ADVENT's weight for direct entropy minimisation).
     pub entropy_weight: f64,
     /// EMA momentum of the source and target prototypes (weight of the old value;
-    /// not given in METHODS.md).
+    /// not given in the paper).
     pub momentum: f64,
     /// EMA momentum of the class-wise domain bias of the prototype calibration
     /// (paper's calibration, absent from the authors' code); 1 keeps the bias at

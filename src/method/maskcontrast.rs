@@ -1,4 +1,4 @@
-//! MaskContrast (Van Gansbeke et al., ICCV 2021; METHODS.md section 1). A query
+//! MaskContrast (Van Gansbeke et al., ICCV 2021; docs/methods/maskcontrast.md). A query
 //! network embeds one augmented view per image; a momentum (key) network embeds a
 //! second view, whose saliency-masked mean embedding is the image's prototype. Every
 //! salient query pixel is pulled to its own prototype and pushed from the other
@@ -22,7 +22,7 @@ use crate::nn::module::ema_update_module;
 use crate::nn::module::Module;
 use crate::optim::Optimizer;
 
-/// MaskContrast (METHODS.md section 1).
+/// MaskContrast (docs/methods/maskcontrast.md).
 #[derive(Clone, Copy, Debug, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {

@@ -1,5 +1,5 @@
 //! Supervised segmentation with cross-image pixel contrast (Wang et al., ICCV 2021;
-//! METHODS.md section 2), after the authors' ContrastCELoss:
+//! docs/methods/pixel_contrast.md), after the authors' ContrastCELoss:
 //! - the network is the experiment's SegModel with one output per class, plus the
 //!   "convmlp" projection head on the backbone's features (as their DeepLabV3
 //!   variant), giving unit embeddings at feature resolution;
@@ -42,7 +42,7 @@ use crate::optim::Optimizer;
 use crate::tensor::elementwise::zeros;
 use crate::tensor::Tensor;
 
-/// Supervised segmentation with cross-image pixel contrast (METHODS.md section 2):
+/// Supervised segmentation with cross-image pixel contrast (docs/methods/pixel_contrast.md):
 /// cross-entropy on class logits plus `contrast_weight` times the pixel contrast
 /// of a projection-head embedding, with per-class segment and pixel memories.
 #[derive(Clone, Copy, Debug, Serialize, Deserialize)]

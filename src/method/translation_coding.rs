@@ -1,4 +1,4 @@
-//! Contrastive translation coding (ICCSIP 2021; METHODS.md section 5): the
+//! Contrastive translation coding (ICCSIP 2021; docs/methods/translation_coding.md): the
 //! segmentation network doubles as an image translator from a labelled source
 //! domain to an unlabelled target one.
 //! - The network is the experiment's SegModel with one output per class; its class
@@ -47,7 +47,7 @@ use crate::optim::Optimizer;
 use crate::tensor::elementwise::zeros;
 use crate::tensor::Tensor;
 
-/// Contrastive translation coding (METHODS.md section 5): labelled source
+/// Contrastive translation coding (docs/methods/translation_coding.md): labelled source
 /// (`data.source`) to unlabelled target (`data.target`). The class probabilities
 /// are projected to RGB by a learned 1x1 convolution; PatchNCE ties the input's
 /// patches to the projection's; an LSGAN PatchGAN discriminator on the class

@@ -12,10 +12,10 @@ use super::feature_map::{
 };
 use crate::autograd::Var;
 use crate::error::{Error, Result};
+use crate::gpu::params::Params;
 use crate::gpu::{Gpu, Kernel, WORKGROUP};
 use crate::ops::attrs::AttrKind;
 use crate::ops::spec::{attr, f32_in, InputSpec, OpSpec};
-use crate::tensor::params::Params;
 use crate::tensor::{shape_str, DType, Tensor};
 
 /// The uniform block of shaders/include/prototypes.wgsl, shared by the
@@ -59,17 +59,17 @@ impl Launch {
     }
 
     pub fn params(&self, op: &str) -> Result<Params> {
-        Ok(Params::new()
-            .idx(op, self.dim)?
-            .idx(op, self.hw)?
-            .idx(op, self.classes)?
-            .idx(op, self.pixels)?
-            .u32(self.ignore)
-            .idx(op, PIXEL_CHUNK)?
-            .idx(op, self.per_image)?
-            .idx(op, self.chunks)?
-            .f32(self.momentum)
-            .f32(self.scale))
+        Ok(Params::new(op)
+            .idx("dim", self.dim)?
+            .idx("hw", self.hw)?
+            .idx("classes", self.classes)?
+            .idx("pixels", self.pixels)?
+            .u32("ignore", self.ignore)
+            .idx("chunk", PIXEL_CHUNK)?
+            .idx("chunks_per_image", self.per_image)?
+            .idx("partials", self.chunks)?
+            .f32("momentum", self.momentum)
+            .f32("scale", self.scale))
     }
 
     /// Dispatches `kernel` over `items` invocations.
@@ -83,7 +83,7 @@ impl Launch {
         gpu.dispatch(
             &kernel,
             bufs,
-            self.params(kernel.entry)?.bytes(),
+            &self.params(kernel.entry)?,
             gpu.grid(items as u64, WORKGROUP),
         )
     }

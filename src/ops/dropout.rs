@@ -7,9 +7,9 @@ use super::attrs::AttrKind;
 use super::spec::{attr, OpSpec, INPUT};
 use crate::autograd::Var;
 use crate::error::{Error, Result};
+use crate::gpu::params::Params;
 use crate::gpu::{Kernel, WORKGROUP};
 use crate::tensor::elementwise::expect_f32;
-use crate::tensor::params::Params;
 use crate::tensor::{DType, Tensor};
 
 /// PCG-RXS-M-XS output permutation, bit for bit the shader's `pcg`.
@@ -57,17 +57,17 @@ pub fn dropout(x: &Tensor, p: f64, seed: u64) -> Result<Tensor> {
         0.0
     };
     let n = x.numel();
-    let params = Params::new()
-        .idx("dropout", n)?
-        .u32(key(seed))
-        .u32(threshold(p))
-        .f32(scale);
+    let params = Params::new("dropout")
+        .idx("n", n)?
+        .u32("key", key(seed))
+        .u32("threshold", threshold(p))
+        .f32("scale", scale);
     let out = Tensor::empty(x.gpu(), x.shape(), DType::F32)?;
     let gpu = x.gpu();
     gpu.dispatch(
         &Kernel::new("dropout", "main"),
         &[x.buffer(), out.buffer()],
-        params.bytes(),
+        &params,
         gpu.grid(n as u64, WORKGROUP),
     )?;
     Ok(out)

@@ -44,7 +44,7 @@ impl Var {
         self.binary_op(other, BinaryOp::Div)
     }
 
-    /// Any unary op of shaders/unary.wgsl.
+    /// Any unary op of shaders/elementwise_unary.wgsl.
     pub fn unary(&self, op: UnaryOp, alpha: f32) -> Result<Var> {
         let x = self.value();
         let y = unary(op, &x, alpha)?;

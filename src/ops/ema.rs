@@ -7,11 +7,11 @@
 
 use crate::autograd::Var;
 use crate::error::{Error, Result};
+use crate::gpu::params::Params;
 use crate::gpu::{Kernel, WORKGROUP};
 use crate::ops::attrs::AttrKind;
 use crate::ops::spec::{attr, fixed_in, OpSpec};
 use crate::tensor::elementwise::expect_f32;
-use crate::tensor::params::Params;
 use crate::tensor::{shape_str, DType, Tensor};
 
 const OP: &str = "ema";
@@ -50,12 +50,12 @@ fn check_pair(i: usize, key: &Tensor, query: &Tensor) -> Result<()> {
 
 fn dispatch(key: &Tensor, query: &Tensor, momentum: f32) -> Result<()> {
     let n = key.numel();
-    let p = Params::new().idx(OP, n)?.f32(momentum);
+    let p = Params::new(OP).idx("n", n)?.f32("momentum", momentum);
     let gpu = key.gpu();
     gpu.dispatch(
         &Kernel::new("ema", "ema"),
         &[key.buffer(), query.buffer()],
-        p.bytes(),
+        &p,
         gpu.grid(n as u64, WORKGROUP),
     )
 }

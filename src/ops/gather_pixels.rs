@@ -9,9 +9,9 @@
 use super::feature_map::feature_map;
 use crate::autograd::Var;
 use crate::error::{Error, Result};
+use crate::gpu::params::Params;
 use crate::gpu::{Kernel, WORKGROUP};
 use crate::ops::spec::{f32_in, InputSpec, OpSpec};
-use crate::tensor::params::Params;
 use crate::tensor::{shape_str, DType, Tensor};
 
 const SHADER: &str = "gather_pixels";
@@ -54,11 +54,11 @@ pub fn sample_patch_indices(seed: u64, h: usize, w: usize, p: usize) -> Result<V
 }
 
 fn params(op: &str, batch: usize, dim: usize, hw: usize, points: usize) -> Result<Params> {
-    Params::new()
-        .idx(op, batch)?
-        .idx(op, dim)?
-        .idx(op, hw)?
-        .idx(op, points)
+    Params::new(op)
+        .idx("batch", batch)?
+        .idx("dim", dim)?
+        .idx("hw", hw)?
+        .idx("points", points)
 }
 
 fn check_indices(op: &str, indices: &Tensor, batch: usize) -> Result<usize> {
@@ -85,7 +85,7 @@ pub fn gather_pixels(input: &Tensor, indices: &Tensor) -> Result<Tensor> {
     gpu.dispatch(
         &Kernel::new(SHADER, "gather"),
         &[input.buffer(), indices.buffer(), out.buffer()],
-        params(op, map.batch, map.dim, map.hw, points)?.bytes(),
+        &params(op, map.batch, map.dim, map.hw, points)?,
         gpu.grid(out.numel() as u64, WORKGROUP),
     )?;
     Ok(out)
@@ -116,7 +116,7 @@ pub fn gather_pixels_backward(
     gpu.dispatch(
         &Kernel::new(SHADER, "gather_backward"),
         &[indices.buffer(), grad.buffer(), gin.buffer()],
-        params(op, map.batch, map.dim, map.hw, points)?.bytes(),
+        &params(op, map.batch, map.dim, map.hw, points)?,
         gpu.grid(map.pixels() as u64, WORKGROUP),
     )?;
     Ok(gin)

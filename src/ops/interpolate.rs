@@ -7,9 +7,9 @@ use super::attrs::AttrKind;
 use super::spec::{attr, OpCall, OpSpec, INPUT};
 use crate::autograd::Var;
 use crate::error::{Error, Result};
+use crate::gpu::params::Params;
 use crate::gpu::{Kernel, WORKGROUP};
 use crate::tensor::elementwise::expect_f32;
-use crate::tensor::params::Params;
 use crate::tensor::{shape_str, DType, Tensor};
 
 const OP: &str = "interpolate";
@@ -134,14 +134,14 @@ impl Resize {
         nchw: &[usize],
     ) -> Result<()> {
         let n = to.numel();
-        let p = Params::new()
-            .idx(OP, n)?
-            .idx(OP, nchw[2])?
-            .idx(OP, nchw[3])?
-            .idx(OP, self.out[0])?
-            .idx(OP, self.out[1])?
-            .f32(self.scale[0])
-            .f32(self.scale[1]);
+        let p = Params::new(OP)
+            .idx("n", n)?
+            .idx("in_h", nchw[2])?
+            .idx("in_w", nchw[3])?
+            .idx("out_h", self.out[0])?
+            .idx("out_w", self.out[1])?
+            .f32("scale_h", self.scale[0])
+            .f32("scale_w", self.scale[1]);
         let consts = [
             ("MODE", self.mode as u32 as f64),
             ("ALIGN_CORNERS", self.align_corners as u32 as f64),
@@ -150,7 +150,7 @@ impl Resize {
         gpu.dispatch(
             &Kernel::new("interpolate", entry).with(&consts),
             &[from.buffer(), to.buffer()],
-            p.bytes(),
+            &p,
             gpu.grid(n as u64, WORKGROUP),
         )
     }

@@ -3,11 +3,11 @@
 
 use crate::autograd::Var;
 use crate::error::{Error, Result};
+use crate::gpu::params::Params;
 use crate::gpu::{Kernel, WORKGROUP};
 use crate::ops::attrs::AttrKind;
 use crate::ops::spec::{attr, OpSpec, INPUT};
 use crate::tensor::elementwise::expect_f32;
-use crate::tensor::params::Params;
 use crate::tensor::shape;
 use crate::tensor::{DType, Tensor};
 
@@ -18,12 +18,12 @@ fn lanes(shape: &[usize], dim: usize, eps: f32) -> Result<(Params, usize)> {
     let outer: usize = shape[..dim].iter().product();
     let inner: usize = shape[dim + 1..].iter().product();
     let lanes = outer * inner;
-    let p = Params::new()
-        .idx(OP, outer)?
-        .idx(OP, shape[dim])?
-        .idx(OP, inner)?
-        .idx(OP, lanes)?
-        .f32(eps);
+    let p = Params::new(OP)
+        .idx("outer", outer)?
+        .idx("n", shape[dim])?
+        .idx("inner", inner)?
+        .idx("lanes", lanes)?
+        .f32("eps", eps);
     Ok((p, lanes))
 }
 
@@ -47,7 +47,7 @@ pub fn l2_normalize(x: &Tensor, dim: i64, eps: f32) -> Result<Tensor> {
     gpu.dispatch(
         &Kernel::new("l2_normalize", "forward"),
         &[x.buffer(), out.buffer()],
-        p.bytes(),
+        &p,
         gpu.grid(n as u64, WORKGROUP),
     )?;
     Ok(out)
@@ -73,7 +73,7 @@ pub fn l2_normalize_backward(x: &Tensor, g: &Tensor, dim: i64, eps: f32) -> Resu
     gpu.dispatch(
         &Kernel::new("l2_normalize", "backward"),
         &[x.buffer(), g.buffer(), out.buffer()],
-        p.bytes(),
+        &p,
         gpu.grid(n as u64, WORKGROUP),
     )?;
     Ok(out)

@@ -1,14 +1,14 @@
 //! Layout ops: reshape (no copy), permute/transpose, expand, concat and slice, all
-//! through the strided copy of shaders/copy.wgsl.
+//! through the strided copy of shaders/layout.wgsl.
 
 use super::attrs::AttrKind;
 use super::reduce::sum_to_shape;
 use super::spec::{attr, InputSpec, OpSpec, INPUT};
 use crate::autograd::Var;
 use crate::error::{Error, Result};
+use crate::gpu::params::Params;
 use crate::gpu::{Kernel, WORKGROUP};
 use crate::tensor::elementwise::zeros;
-use crate::tensor::params::Params;
 use crate::tensor::shape::{self, strides};
 use crate::tensor::DType;
 use crate::tensor::{shape_str, Tensor};
@@ -29,19 +29,19 @@ pub fn strided_copy(
     let (folded, st) = shape::fold(shape, &[in_strides.to_vec(), out_strides.to_vec()]);
     shape::check_rank(op, &folded)?;
     let n: usize = folded.iter().product();
-    let p = Params::new()
-        .idx(op, n)?
-        .u32(folded.len() as u32)
-        .idx(op, in_offset)?
-        .idx(op, out_offset)?
-        .dims(op, &folded)?
-        .dims(op, &st[0])?
-        .dims(op, &st[1])?;
+    let p = Params::new(op)
+        .idx("n", n)?
+        .u32("rank", folded.len() as u32)
+        .idx("in_offset", in_offset)?
+        .idx("out_offset", out_offset)?
+        .dims("shape", &folded)?
+        .dims("in_strides", &st[0])?
+        .dims("out_strides", &st[1])?;
     let gpu = src.gpu();
     gpu.dispatch(
-        &Kernel::new("copy", "main"),
+        &Kernel::new("layout", "main"),
         &[src.buffer(), dst.buffer()],
-        p.bytes(),
+        &p,
         gpu.grid(n as u64, WORKGROUP),
     )
 }

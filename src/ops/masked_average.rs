@@ -15,10 +15,10 @@
 
 use crate::autograd::Var;
 use crate::error::{Error, Result};
+use crate::gpu::params::Params;
 use crate::gpu::{Kernel, WORKGROUP};
 use crate::ops::spec::{f32_in, InputSpec, OpSpec};
 use crate::tensor::elementwise::expect_f32;
-use crate::tensor::params::Params;
 use crate::tensor::{shape_str, DType, Tensor};
 
 const OP: &str = "masked_average";
@@ -54,7 +54,10 @@ fn geometry(x: &Tensor, mask: &Tensor) -> Result<(usize, usize, usize)> {
 }
 
 fn params(d: usize, hw: usize, rows: usize) -> Result<Params> {
-    Params::new().idx(OP, d)?.idx(OP, hw)?.idx(OP, rows)
+    Params::new(OP)
+        .idx("d", d)?
+        .idx("hw", hw)?
+        .idx("rows", rows)
 }
 
 /// Mask averages of `x` [B,D,H,W] under `mask` [B,H,W], without any readback (an
@@ -67,7 +70,7 @@ pub fn masked_average(x: &Tensor, mask: &Tensor) -> Result<MaskedAverage> {
     gpu.dispatch(
         &Kernel::new("masked_average", "forward"),
         &[x.buffer(), mask.buffer(), output.buffer(), sums.buffer()],
-        params(d, hw, b * d)?.bytes(),
+        &params(d, hw, b * d)?,
         gpu.grid((b * d) as u64, WORKGROUP),
     )?;
     Ok(MaskedAverage { output, sums })
@@ -114,7 +117,7 @@ pub fn masked_average_backward(g: &Tensor, mask: &Tensor, sums: &Tensor) -> Resu
     gpu.dispatch(
         &Kernel::new("masked_average", "backward"),
         &[mask.buffer(), g.buffer(), sums.buffer(), dx.buffer()],
-        params(d, hw, b * d)?.bytes(),
+        &params(d, hw, b * d)?,
         gpu.grid((b * d) as u64, WORKGROUP),
     )?;
     Ok(dx)

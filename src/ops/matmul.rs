@@ -5,9 +5,9 @@ use super::reduce::sum_to_shape;
 use super::spec::{OpSpec, INPUT_OTHER};
 use crate::autograd::Var;
 use crate::error::{Error, Result};
+use crate::gpu::params::Params;
 use crate::gpu::Kernel;
 use crate::tensor::elementwise::expect_f32;
-use crate::tensor::params::Params;
 use crate::tensor::{shape_str, DType, Tensor};
 
 /// One operand as the kernel reads it: element strides of (batch, row, col).
@@ -52,24 +52,24 @@ pub fn matmul_views(
 ) -> Result<Tensor> {
     let out = Tensor::empty(a.gpu(), &[batch, m, n], DType::F32)?;
     let op = "matmul";
-    let p = Params::new()
-        .idx(op, m)?
-        .idx(op, n)?
-        .idx(op, k)?
-        .idx(op, batch)?
-        .idx(op, av.batch_stride)?
-        .idx(op, av.row_stride)?
-        .idx(op, av.col_stride)?
-        .idx(op, bv.batch_stride)?
-        .idx(op, bv.row_stride)?
-        .idx(op, bv.col_stride)?
+    let p = Params::new(op)
+        .idx("m", m)?
+        .idx("n", n)?
+        .idx("k", k)?
+        .idx("batch", batch)?
+        .idx("a_batch_stride", av.batch_stride)?
+        .idx("a_row_stride", av.row_stride)?
+        .idx("a_col_stride", av.col_stride)?
+        .idx("b_batch_stride", bv.batch_stride)?
+        .idx("b_row_stride", bv.row_stride)?
+        .idx("b_col_stride", bv.col_stride)?
         .align16();
     let groups = [n.div_ceil(64) as u32, m.div_ceil(64) as u32, batch as u32];
     let gpu = a.gpu();
     gpu.dispatch(
         &Kernel::new("matmul", "main"),
         &[a.buffer(), b.buffer(), out.buffer()],
-        p.bytes(),
+        &p,
         groups,
     )?;
     Ok(out)

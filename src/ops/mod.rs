@@ -4,7 +4,7 @@
 
 pub mod attrs;
 pub mod class_prototypes;
-pub mod conv;
+pub mod conv2d;
 pub mod dropout;
 pub mod elementwise;
 pub mod ema;
@@ -25,7 +25,7 @@ pub mod spec;
 
 /// Tensor-level kernels without autograd, for backward rules and optimisers.
 pub mod kernels {
-    pub use super::conv::{
+    pub use super::conv2d::{
         conv2d, conv2d_backward_bias, conv2d_backward_input, conv2d_backward_weight,
     };
     pub use super::dropout::dropout;

@@ -7,9 +7,9 @@ use super::attrs::{AttrKind, AttrSpec};
 use super::spec::{attr, OpCall, OpSpec, INPUT};
 use crate::autograd::Var;
 use crate::error::{Error, Result};
+use crate::gpu::params::Params;
 use crate::gpu::{Kernel, WORKGROUP};
 use crate::tensor::elementwise::expect_f32;
-use crate::tensor::params::Params;
 use crate::tensor::{shape_str, DType, Tensor};
 
 /// Window geometry of max_pool2d / avg_pool2d, as (height, width) pairs.
@@ -128,24 +128,24 @@ fn params(
     pool: &Pool2d,
     count_include_pad: bool,
 ) -> Result<Params> {
-    let mut p = Params::new().idx(op, threads)?;
-    for v in [
-        in_hw[0],
-        in_hw[1],
-        out_hw[0],
-        out_hw[1],
-        pool.kernel_size[0],
-        pool.kernel_size[1],
-        pool.stride[0],
-        pool.stride[1],
-        pool.padding[0],
-        pool.padding[1],
-        pool.dilation[0],
-        pool.dilation[1],
+    let mut p = Params::new(op).idx("n", threads)?;
+    for (name, v) in [
+        ("in_h", in_hw[0]),
+        ("in_w", in_hw[1]),
+        ("out_h", out_hw[0]),
+        ("out_w", out_hw[1]),
+        ("k_h", pool.kernel_size[0]),
+        ("k_w", pool.kernel_size[1]),
+        ("s_h", pool.stride[0]),
+        ("s_w", pool.stride[1]),
+        ("p_h", pool.padding[0]),
+        ("p_w", pool.padding[1]),
+        ("d_h", pool.dilation[0]),
+        ("d_w", pool.dilation[1]),
     ] {
-        p = p.idx(op, v)?;
+        p = p.idx(name, v)?;
     }
-    Ok(p.u32(count_include_pad as u32))
+    Ok(p.u32("count_include_pad", count_include_pad as u32))
 }
 
 /// max_pool2d: (output, argmax), the argmax a u32 tensor of the output's shape.
@@ -162,7 +162,7 @@ pub fn max_pool2d(x: &Tensor, pool: &Pool2d) -> Result<(Tensor, Tensor)> {
     gpu.dispatch(
         &Kernel::new("pool", "max_pool2d"),
         &[x.buffer(), out.buffer(), argmax.buffer()],
-        p.bytes(),
+        &p,
         gpu.grid(n as u64, WORKGROUP),
     )?;
     Ok((out, argmax))
@@ -196,7 +196,7 @@ pub fn max_pool2d_backward(
     gpu.dispatch(
         &Kernel::new("pool", "max_pool2d_backward"),
         &[g.buffer(), argmax.buffer(), dx.buffer()],
-        p.bytes(),
+        &p,
         gpu.grid(n as u64, WORKGROUP),
     )?;
     Ok(dx)
@@ -225,7 +225,7 @@ pub fn avg_pool2d(x: &Tensor, pool: &Pool2d, count_include_pad: bool) -> Result<
     gpu.dispatch(
         &Kernel::new("pool", "avg_pool2d"),
         &[x.buffer(), out.buffer()],
-        p.bytes(),
+        &p,
         gpu.grid(n as u64, WORKGROUP),
     )?;
     Ok(out)
@@ -250,7 +250,7 @@ pub fn avg_pool2d_backward(
     gpu.dispatch(
         &Kernel::new("pool", "avg_pool2d_backward"),
         &[g.buffer(), dx.buffer()],
-        p.bytes(),
+        &p,
         gpu.grid(n as u64, WORKGROUP),
     )?;
     Ok(dx)
@@ -308,7 +308,7 @@ pub fn adaptive_avg_pool2d(x: &Tensor, output_size: [usize; 2]) -> Result<Tensor
     gpu.dispatch(
         &Kernel::new("pool", "adaptive_avg_pool2d"),
         &[x.buffer(), out.buffer()],
-        p.bytes(),
+        &p,
         gpu.grid(n as u64, WORKGROUP),
     )?;
     Ok(out)
@@ -331,7 +331,7 @@ pub fn adaptive_avg_pool2d_backward(g: &Tensor, input_shape: &[usize]) -> Result
     gpu.dispatch(
         &Kernel::new("pool", "adaptive_avg_pool2d_backward"),
         &[g.buffer(), dx.buffer()],
-        p.bytes(),
+        &p,
         gpu.grid(n as u64, WORKGROUP),
     )?;
     Ok(dx)

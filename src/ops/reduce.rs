@@ -6,9 +6,9 @@ use super::layout::expand;
 use super::spec::{attr, OpSpec, INPUT};
 use crate::autograd::Var;
 use crate::error::Result;
+use crate::gpu::params::Params;
 use crate::gpu::{Kernel, WORKGROUP};
 use crate::tensor::elementwise::{expect_f32, scale};
-use crate::tensor::params::Params;
 use crate::tensor::shape::{self, strides};
 use crate::tensor::{DType, Tensor};
 
@@ -49,17 +49,17 @@ pub fn reduce_sum(
     let n_out: usize = kept_shape.iter().product();
     let red_count: usize = red_shape.iter().product();
     let out = Tensor::empty(x.gpu(), &out_shape, DType::F32)?;
-    let p = Params::new()
-        .idx(op, n_out)?
-        .u32(kept_shape.len() as u32)
-        .u32(red_shape.len() as u32)
-        .idx(op, red_count)?
-        .f32(factor)
+    let p = Params::new(op)
+        .idx("n_out", n_out)?
+        .u32("out_rank", kept_shape.len() as u32)
+        .u32("red_rank", red_shape.len() as u32)
+        .idx("red_count", red_count)?
+        .f32("scale", factor)
         .align16()
-        .dims(op, &kept_shape)?
-        .dims(op, &ks[0])?
-        .dims(op, &red_shape)?
-        .dims(op, &rs[0])?;
+        .dims("out_shape", &kept_shape)?
+        .dims("out_strides", &ks[0])?
+        .dims("red_shape", &red_shape)?
+        .dims("red_strides", &rs[0])?;
     let gpu = x.gpu();
     let (entry, grid) = if red_count >= GROUP_REDUCE_MIN {
         ("per_group", gpu.grid(n_out as u64, 1))
@@ -69,7 +69,7 @@ pub fn reduce_sum(
     gpu.dispatch(
         &Kernel::new("reduce", entry),
         &[x.buffer(), out.buffer()],
-        p.bytes(),
+        &p,
         grid,
     )?;
     Ok(out)

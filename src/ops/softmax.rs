@@ -4,9 +4,9 @@ use super::attrs::{AttrKind, AttrSpec};
 use super::spec::{attr, OpSpec, INPUT};
 use crate::autograd::Var;
 use crate::error::Result;
+use crate::gpu::params::Params;
 use crate::gpu::{Kernel, WORKGROUP};
 use crate::tensor::elementwise::expect_f32;
-use crate::tensor::params::Params;
 use crate::tensor::shape;
 use crate::tensor::{DType, Tensor};
 
@@ -15,11 +15,11 @@ fn lanes(op: &str, shape: &[usize], dim: usize) -> Result<(Params, usize)> {
     let outer: usize = shape[..dim].iter().product();
     let inner: usize = shape[dim + 1..].iter().product();
     let lanes = outer * inner;
-    let p = Params::new()
-        .idx(op, outer)?
-        .idx(op, shape[dim])?
-        .idx(op, inner)?
-        .idx(op, lanes)?;
+    let p = Params::new(op)
+        .idx("outer", outer)?
+        .idx("n", shape[dim])?
+        .idx("inner", inner)?
+        .idx("lanes", lanes)?;
     Ok((p, lanes))
 }
 
@@ -34,7 +34,7 @@ pub fn softmax(x: &Tensor, dim: i64, log: bool) -> Result<Tensor> {
     gpu.dispatch(
         &Kernel::new("softmax", op),
         &[x.buffer(), out.buffer()],
-        p.bytes(),
+        &p,
         gpu.grid(n as u64, WORKGROUP),
     )?;
     Ok(out)
@@ -53,7 +53,7 @@ pub fn softmax_backward(y: &Tensor, g: &Tensor, dim: usize, log: bool) -> Result
     gpu.dispatch(
         &Kernel::new("softmax", op),
         &[y.buffer(), g.buffer(), out.buffer()],
-        p.bytes(),
+        &p,
         gpu.grid(n as u64, WORKGROUP),
     )?;
     Ok(out)

@@ -3,9 +3,9 @@
 
 use crate::autograd::Var;
 use crate::error::{Error, Result};
+use crate::gpu::params::Params;
 use crate::gpu::{Kernel, WORKGROUP};
 use crate::ops::kernels::zeros;
-use crate::tensor::params::Params;
 use crate::tensor::Tensor;
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -132,22 +132,22 @@ impl Optimizer {
                 Kind::Adam { beta1, beta2, eps } => ("adam", [beta1, beta2, eps], 0),
                 Kind::AdamW { beta1, beta2, eps } => ("adam", [beta1, beta2, eps], 1),
             };
-            let p = Params::new()
-                .idx("optimizer", n)?
-                .u32(self.step)
-                .f32(lr)
-                .f32(s.weight_decay)
-                .f32(c[0])
-                .f32(c[1])
-                .f32(c[2])
-                .u32(decoupled);
+            let p = Params::new("optimizer")
+                .idx("n", n)?
+                .u32("step", self.step)
+                .f32("lr", lr)
+                .f32("weight_decay", s.weight_decay)
+                .f32("c0", c[0])
+                .f32("c1", c[1])
+                .f32("c2", c[2])
+                .u32("decoupled", decoupled);
             let gpu = w.gpu();
             let mut buffers = vec![w.buffer(), grad.buffer(), s.state0.buffer()];
             buffers.extend(s.state1.as_ref().map(|t| t.buffer()));
             gpu.dispatch(
                 &Kernel::new("optim", entry),
                 &buffers,
-                p.bytes(),
+                &p,
                 gpu.grid(n as u64, WORKGROUP),
             )?;
         }

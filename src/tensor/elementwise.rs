@@ -1,12 +1,13 @@
 //! Elementwise kernels on tensors, without autograd: fills, broadcasting binary
-//! arithmetic and unary activations (shaders/binary.wgsl, unary.wgsl, fill.wgsl).
+//! arithmetic and unary activations (shaders/elementwise_binary.wgsl, elementwise_unary.wgsl and
+//! elementwise_fill.wgsl).
 //! They sit below the tape because it seeds and accumulates gradients with them;
 //! src/ops/elementwise.rs records them on the tape.
 
-use super::params::Params;
 use super::shape::{self, broadcast, broadcast_strides};
 use super::{DType, Tensor};
 use crate::error::{Error, Result};
+use crate::gpu::params::Params;
 use crate::gpu::{Gpu, Kernel, WORKGROUP};
 
 pub(crate) fn expect_f32(op: &str, name: &str, t: &Tensor) -> Result<()> {
@@ -34,11 +35,11 @@ pub fn zeros(gpu: &Gpu, shape: &[usize]) -> Result<Tensor> {
 pub fn fill(t: &Tensor, value: f32) -> Result<()> {
     let gpu = t.gpu();
     let n = t.numel();
-    let p = Params::new().idx("fill", n)?.f32(value);
+    let p = Params::new("fill").idx("n", n)?.f32("value", value);
     gpu.dispatch(
-        &Kernel::new("fill", "fill"),
+        &Kernel::new("elementwise_fill", "fill"),
         &[t.buffer()],
-        p.bytes(),
+        &p,
         gpu.grid(n as u64, WORKGROUP),
     )
 }
@@ -70,13 +71,13 @@ pub fn binary(op: BinaryOp, a: &Tensor, b: &Tensor) -> Result<Tensor> {
     let out_shape = broadcast(name, a.shape(), b.shape())?;
     let out = Tensor::empty(a.gpu(), &out_shape, DType::F32)?;
     let n = out.numel();
-    let p = Params::new().idx(name, n)?;
+    let p = Params::new(name).idx("n", n)?;
     let p = if a.shape() == b.shape() {
-        p.u32(0)
+        p.u32("rank", 0)
             .align16()
-            .dims(name, &[])?
-            .dims(name, &[])?
-            .dims(name, &[])?
+            .dims("shape", &[])?
+            .dims("a_strides", &[])?
+            .dims("b_strides", &[])?
     } else {
         let (folded, st) = shape::fold(
             &out_shape,
@@ -86,19 +87,19 @@ pub fn binary(op: BinaryOp, a: &Tensor, b: &Tensor) -> Result<Tensor> {
             ],
         );
         shape::check_rank(name, &folded)?;
-        p.u32(folded.len() as u32)
+        p.u32("rank", folded.len() as u32)
             .align16()
-            .dims(name, &folded)?
-            .dims(name, &st[0])?
-            .dims(name, &st[1])?
+            .dims("shape", &folded)?
+            .dims("a_strides", &st[0])?
+            .dims("b_strides", &st[1])?
     };
     let gpu = a.gpu();
-    let k = Kernel::new("binary", "main");
+    let k = Kernel::new("elementwise_binary", "main");
     let consts = [("OP", op as u32 as f64)];
     gpu.dispatch(
         &k.with(&consts),
         &[a.buffer(), b.buffer(), out.buffer()],
-        p.bytes(),
+        &p,
         gpu.grid(n as u64, WORKGROUP),
     )?;
     Ok(out)
@@ -164,13 +165,13 @@ pub fn unary(op: UnaryOp, x: &Tensor, alpha: f32) -> Result<Tensor> {
     expect_f32(op.name(), "input", x)?;
     let out = Tensor::empty(x.gpu(), x.shape(), DType::F32)?;
     let n = x.numel();
-    let p = Params::new().idx(op.name(), n)?.f32(alpha);
+    let p = Params::new(op.name()).idx("n", n)?.f32("alpha", alpha);
     let gpu = x.gpu();
     let consts = [("OP", op as u32 as f64)];
     gpu.dispatch(
-        &Kernel::new("unary", "forward").with(&consts),
+        &Kernel::new("elementwise_unary", "forward").with(&consts),
         &[x.buffer(), out.buffer()],
-        p.bytes(),
+        &p,
         gpu.grid(n as u64, WORKGROUP),
     )?;
     Ok(out)
@@ -186,13 +187,13 @@ pub fn unary_backward(
 ) -> Result<Tensor> {
     let out = Tensor::empty(x.gpu(), x.shape(), DType::F32)?;
     let n = x.numel();
-    let p = Params::new().idx(op.name(), n)?.f32(alpha);
+    let p = Params::new(op.name()).idx("n", n)?.f32("alpha", alpha);
     let gpu = x.gpu();
     let consts = [("OP", op as u32 as f64)];
     gpu.dispatch(
-        &Kernel::new("unary", "backward").with(&consts),
+        &Kernel::new("elementwise_unary", "backward").with(&consts),
         &[x.buffer(), y.buffer(), g.buffer(), out.buffer()],
-        p.bytes(),
+        &p,
         gpu.grid(n as u64, WORKGROUP),
     )?;
     Ok(out)

@@ -6,7 +6,6 @@ use std::fmt;
 use std::rc::Rc;
 
 pub mod elementwise;
-pub mod params;
 pub mod shape;
 
 use crate::error::{Error, Result};

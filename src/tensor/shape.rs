@@ -1,10 +1,8 @@
 //! Shape arithmetic shared by the ops: strides, broadcasting and axis normalisation.
 
 use crate::error::{Error, Result};
+use crate::gpu::params::MAX_DIMS;
 use crate::tensor::shape_str;
-
-/// The most dims a kernel's index arithmetic takes (two vec4 in a uniform).
-pub const MAX_DIMS: usize = 8;
 
 /// Row-major strides of a contiguous tensor.
 pub fn strides(shape: &[usize]) -> Vec<usize> {

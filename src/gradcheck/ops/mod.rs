@@ -2,7 +2,7 @@
 
 mod balanced_bce;
 mod class_prototypes;
-mod conv;
+mod conv2d;
 mod cross_entropy;
 mod dropout;
 mod elementwise;
@@ -38,7 +38,7 @@ static FAMILIES: &[&[Check]] = &[
     pool::CHECKS,
     interpolate::CHECKS,
     dropout::CHECKS,
-    conv::CHECKS,
+    conv2d::CHECKS,
     l2_normalize::CHECKS,
     masked_average::CHECKS,
     mask_infonce::CHECKS,

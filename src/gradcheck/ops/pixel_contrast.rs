@@ -115,3 +115,47 @@ pub static CHECKS: &[Check] = &[Check {
     reference: pixel_contrast,
     cases,
 }];
+
+#[cfg(test)]
+mod tests {
+    use rand::SeedableRng;
+
+    use super::*;
+    use crate::autograd::Var;
+    use crate::gpu::Gpu;
+    use crate::op_table;
+    use crate::tensor::Tensor;
+
+    /// At T = 0.002 similarities reach 500: exp alone would overflow f32, so the
+    /// kernels must shift their log-sum-exps; the reference computes in f64.
+    #[test]
+    fn stable_at_low_temperature() {
+        let gpu = Gpu::shared().unwrap();
+        let mut r = StdRng::seed_from_u64(3);
+        let (n, d) = (12, 40);
+        let z = unit_rows(&mut r, n, d).to_f32();
+        let labels: Vec<u32> = (0..n as u32).map(|i| i % 3).collect();
+        let given = [
+            ("temperature".to_string(), "0.002".to_string()),
+            ("base_temperature".to_string(), "0.07".to_string()),
+        ];
+        let spec = op_table::find("pixel_contrast").unwrap();
+        let attrs = Attrs::resolve("pixel_contrast", spec.attrs, &given).unwrap();
+        let inputs = [
+            ("features".to_string(), HostTensor::from_f32(&[n, d], &z)),
+            (
+                "labels".to_string(),
+                HostTensor::new(&[n], labels.iter().map(|&l| l as f64).collect()),
+            ),
+        ];
+        let want = pixel_contrast(&inputs, &attrs).unwrap().data[0];
+        let zt = Var::leaf(Tensor::from_slice(&gpu, &z, &[n, d]).unwrap());
+        let lt = Var::constant(Tensor::from_u32(&gpu, &labels, &[n]).unwrap());
+        let loss = zt.pixel_contrast(&lt, None, 0.002, 0.07).unwrap();
+        let got = loss.value().item().unwrap() as f64;
+        assert!((got - want).abs() / want.abs() < 1e-4, "{got} vs {want}");
+        let grads = loss.backward().unwrap();
+        let g = grads.get(&zt).unwrap().to_vec().unwrap();
+        assert!(g.iter().all(|v| v.is_finite()));
+    }
+}

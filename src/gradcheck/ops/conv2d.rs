@@ -239,3 +239,120 @@ pub static CHECKS: &[Check] = &[Check {
     reference: conv2d,
     cases,
 }];
+
+#[cfg(test)]
+mod tests {
+    use rand::SeedableRng;
+
+    use super::*;
+    use crate::gpu::Gpu;
+    use crate::op_table;
+    use crate::ops::conv2d::{
+        conv2d_backward_input, conv2d_backward_weight, Conv2dGeometry, Conv2dParams,
+    };
+    use crate::tensor::Tensor;
+
+    fn dot(a: &[f32], b: &[f64]) -> f64 {
+        a.iter().zip(b).map(|(&x, y)| x as f64 * y).sum()
+    }
+
+    fn norm(v: impl Iterator<Item = f64>) -> f64 {
+        v.map(|x| x * x).sum::<f64>().sqrt()
+    }
+
+    /// Shapes that span several workgroups and channel blocks, which the gradient
+    /// checks' small cases do not. The forward is compared with the reference; the
+    /// gradients by adjointness with random probes v and u, <g_x, v> = <g_y,
+    /// conv2d(v, w)> and <g_w, u> = <g_y, conv2d(x, u)>, which needs the reference
+    /// only, and no finite differences over thousands of inputs.
+    #[test]
+    fn kernels_match_the_reference_across_workgroups() {
+        let gpu = Gpu::shared().unwrap();
+        let mut r = StdRng::seed_from_u64(11);
+        let cases = [
+            (
+                [2, 8, 21, 35],
+                [20, 4, 3, 2],
+                Conv2dParams {
+                    stride: [1, 2],
+                    padding: [2, 1],
+                    dilation: [2, 3],
+                    groups: 2,
+                },
+            ),
+            (
+                [1, 6, 23, 22],
+                [6, 1, 3, 3],
+                Conv2dParams {
+                    stride: [2, 2],
+                    padding: [6, 6],
+                    dilation: [6, 6],
+                    groups: 6,
+                },
+            ),
+        ];
+        let spec = op_table::find("conv2d").unwrap();
+        for (input_shape, weight_shape, p) in cases {
+            let g = Conv2dGeometry::new(&input_shape, &weight_shape, p).unwrap();
+            let given: Vec<(String, String)> = [
+                ("stride", pair_text(p.stride)),
+                ("padding", pair_text(p.padding)),
+                ("dilation", pair_text(p.dilation)),
+                ("groups", p.groups.to_string()),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect();
+            let attrs = Attrs::resolve("conv2d", spec.attrs, &given).unwrap();
+            let mut draw = |shape: &[usize]| -> (Vec<f32>, HostTensor) {
+                let v = uniform(&mut r, shape).to_f32();
+                let h = HostTensor::from_f32(shape, &v);
+                (v, h)
+            };
+            let (x, xh) = draw(&input_shape);
+            let (w, wh) = draw(&weight_shape);
+            let (gy, _) = draw(&g.output_shape());
+            let (_, probe_x) = draw(&input_shape);
+            let (_, probe_w) = draw(&weight_shape);
+            let reference = |x: &HostTensor, w: &HostTensor| {
+                let inputs = [
+                    ("input".to_string(), x.clone()),
+                    ("weight".to_string(), w.clone()),
+                ];
+                conv2d(&inputs, &attrs).unwrap()
+            };
+            let xt = Tensor::from_slice(&gpu, &x, &input_shape).unwrap();
+            let wt = Tensor::from_slice(&gpu, &w, &weight_shape).unwrap();
+            let gyt = Tensor::from_slice(&gpu, &gy, &g.output_shape()).unwrap();
+            let y = crate::ops::conv2d::conv2d(&xt, &wt, None, p)
+                .unwrap()
+                .to_vec()
+                .unwrap();
+            let want = reference(&xh, &wh);
+            let err = norm(y.iter().zip(&want.data).map(|(&a, b)| a as f64 - b));
+            assert!(
+                err <= 1e-5 * norm(want.data.iter().copied()),
+                "forward: error {err}"
+            );
+            let gx = conv2d_backward_input(&gyt, &wt, &g)
+                .unwrap()
+                .to_vec()
+                .unwrap();
+            let gw = conv2d_backward_weight(&gyt, &xt, &g)
+                .unwrap()
+                .to_vec()
+                .unwrap();
+            for (what, grad, probe, image) in [
+                ("input grad", &gx, &probe_x, reference(&probe_x, &wh)),
+                ("weight grad", &gw, &probe_w, reference(&xh, &probe_w)),
+            ] {
+                let (lhs, rhs) = (dot(grad, &probe.data), dot(&gy, &image.data));
+                let scale = norm(grad.iter().map(|&v| v as f64)) * norm(probe.data.iter().copied());
+                assert!(
+                    (lhs - rhs).abs() <= 1e-5 * scale,
+                    "{what}: <g, v> = {lhs} but <g_y, conv2d> = {rhs}"
+                );
+            }
+        }
+    }
+}
