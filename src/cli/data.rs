@@ -1,13 +1,14 @@
-//! `wgseg data synth --out DIR`: the built-in dataset in the VOC layout.
+//! `wgseg data synth|garments --out DIR`: a built-in dataset in the VOC layout.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
 
-use crate::data::export::write_synthetic;
-use crate::data::synthetic::{Style, SynthSpec};
-use crate::error::Result;
+use crate::data::export::write_generated;
+use crate::data::garments::{GarmentSet, GarmentSpec};
+use crate::data::synthetic::{generate, Style, SynthSpec};
+use crate::error::{Error, Result};
 use crate::experiment::progress::bar;
 
 #[derive(Args)]
@@ -16,21 +17,33 @@ pub struct DataCli {
     action: DataAction,
 }
 
+/// What every built-in dataset takes.
+#[derive(Args)]
+struct Common {
+    #[arg(long)]
+    out: PathBuf,
+    #[arg(long, default_value_t = 512)]
+    train: usize,
+    #[arg(long, default_value_t = 96)]
+    val: usize,
+    /// Image side in pixels.
+    #[arg(long, default_value_t = 64)]
+    size: usize,
+    #[arg(long, default_value_t = 1)]
+    max_objects: usize,
+    /// a (saturated, clean) or b (muted, noisy, blurred: the other domain).
+    #[arg(long, default_value = "a")]
+    style: String,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+}
+
 #[derive(Subcommand)]
 enum DataAction {
     /// Write the synthetic shapes dataset (JPEGImages, SegmentationClass, saliency, ImageSets).
     Synth {
-        #[arg(long)]
-        out: PathBuf,
-        #[arg(long, default_value_t = 512)]
-        train: usize,
-        #[arg(long, default_value_t = 96)]
-        val: usize,
-        /// Image side in pixels.
-        #[arg(long, default_value_t = 64)]
-        size: usize,
-        #[arg(long, default_value_t = 1)]
-        max_objects: usize,
+        #[command(flatten)]
+        common: Common,
         /// Texture strength: 1 bold, towards 0 nearly flat.
         #[arg(long, default_value_t = 1.0)]
         texture_contrast: f32,
@@ -38,51 +51,88 @@ enum DataAction {
         /// square checkerboard, triangle dots, cross noise); colour stays random.
         #[arg(long)]
         class_textures: bool,
-        /// a (saturated, clean) or b (muted, noisy, blurred: the other domain).
-        #[arg(long, default_value = "a")]
-        style: String,
-        #[arg(long, default_value_t = 0)]
-        seed: u64,
+    },
+    /// Write the garments dataset: Fashion-MNIST garments on generated backgrounds.
+    Garments {
+        #[command(flatten)]
+        common: Common,
+        /// Smallest and largest garment box side, as fractions of the image side.
+        #[arg(long, num_args = 2, value_names = ["LOW", "HIGH"], default_values_t = [0.5, 0.8])]
+        object_scale: Vec<f32>,
     },
 }
 
-pub fn run(a: DataCli) -> Result<ExitCode> {
-    let DataAction::Synth {
-        out,
-        train,
-        val,
-        size,
-        max_objects,
-        texture_contrast,
-        class_textures,
-        style,
-        seed,
-    } = a.action;
-    let style = match style.as_str() {
-        "a" => Style::A,
-        "b" => Style::B,
-        other => {
-            return Err(crate::error::Error::Usage(format!(
-                "wgseg data synth: --style {other:?} is not a or b"
-            )))
+impl Common {
+    fn style(&self, command: &str) -> Result<Style> {
+        match self.style.as_str() {
+            "a" => Ok(Style::A),
+            "b" => Ok(Style::B),
+            other => Err(Error::Usage(format!(
+                "wgseg data {command}: --style {other:?} is not a or b"
+            ))),
         }
-    };
-    if size < 8 || train + val == 0 || max_objects == 0 {
-        return Err(crate::error::Error::Usage(
-            "wgseg data synth: need --size >= 8, some images and --max-objects >= 1".into(),
-        ));
     }
-    let spec = SynthSpec {
-        size,
-        style,
-        seed,
-        max_objects,
-        texture_contrast,
-        class_textures,
-    };
-    let pb = bar((train + val) as u64, "synth");
-    write_synthetic(&out, &spec, train, val, &mut || pb.inc(1))?;
-    pb.finish_and_clear();
-    println!("wrote {} images to {}", train + val, out.display());
-    Ok(ExitCode::SUCCESS)
+
+    fn check(&self, command: &str) -> Result<()> {
+        if self.size < 8 || self.train + self.val == 0 || self.max_objects == 0 {
+            return Err(Error::Usage(format!(
+                "wgseg data {command}: need --size >= 8, some images and --max-objects >= 1"
+            )));
+        }
+        Ok(())
+    }
+
+    fn write(&self, sample: impl Fn(u64) -> crate::data::synthetic::Sample) -> Result<ExitCode> {
+        let pb = bar((self.train + self.val) as u64, "data");
+        write_generated(&self.out, self.train, self.val, sample, &mut || pb.inc(1))?;
+        pb.finish_and_clear();
+        println!(
+            "wrote {} images to {}",
+            self.train + self.val,
+            self.out.display()
+        );
+        Ok(ExitCode::SUCCESS)
+    }
+}
+
+pub fn run(a: DataCli) -> Result<ExitCode> {
+    match a.action {
+        DataAction::Synth {
+            common,
+            texture_contrast,
+            class_textures,
+        } => {
+            common.check("synth")?;
+            let spec = SynthSpec {
+                size: common.size,
+                style: common.style("synth")?,
+                seed: common.seed,
+                max_objects: common.max_objects,
+                texture_contrast,
+                class_textures,
+            };
+            common.write(|i| generate(&spec, i))
+        }
+        DataAction::Garments {
+            common,
+            object_scale,
+        } => {
+            common.check("garments")?;
+            let (lo, hi) = (object_scale[0], object_scale[1]);
+            if !(lo > 0.0 && lo <= hi && hi <= 1.0) {
+                return Err(Error::Usage(format!(
+                    "wgseg data garments: --object-scale {lo} {hi} must satisfy 0 < low <= high <= 1"
+                )));
+            }
+            let spec = GarmentSpec {
+                size: common.size,
+                style: common.style("garments")?,
+                seed: common.seed,
+                max_objects: common.max_objects,
+                object_scale: [lo, hi],
+            };
+            let set = GarmentSet::open(spec, common.train)?;
+            common.write(|i| set.sample(i))
+        }
+    }
 }

@@ -51,6 +51,24 @@ pub enum DataSource {
         #[serde(default)]
         seed: u64,
     },
+    /// The built-in garments: Fashion-MNIST garments (t_shirt, trouser, sandal, bag,
+    /// ankle_boot) composited onto generated backgrounds, generated from `seed`;
+    /// validation images show garments that training images never do.
+    Garments {
+        train: usize,
+        val: usize,
+        /// Side of the generated images.
+        size: usize,
+        #[serde(default = "default_max_objects")]
+        max_objects: usize,
+        /// Range of a garment's box side as a fraction of the image side.
+        #[serde(default = "default_object_scale")]
+        object_scale: [f64; 2],
+        #[serde(default = "default_style")]
+        style: Style,
+        #[serde(default)]
+        seed: u64,
+    },
     /// A folder in the PASCAL VOC layout.
     Voc {
         root: PathBuf,
@@ -67,6 +85,9 @@ pub enum DataSource {
 
 fn default_max_objects() -> usize {
     1
+}
+fn default_object_scale() -> [f64; 2] {
+    [0.5, 0.8]
 }
 fn full_contrast() -> f64 {
     1.0

@@ -1,7 +1,9 @@
-//! Datasets as an experiment opens them: the synthetic set generated into memory, or
-//! a VOC-layout folder read image by image; both filtered by saliency coverage.
+//! Datasets as an experiment opens them: the built-in sets (shapes, garments)
+//! generated into memory, or a VOC-layout folder read image by image; all filtered by
+//! saliency coverage.
 
-use super::synthetic::{generate, SynthSpec, CLASSES};
+use super::garments::{self, GarmentSet, GarmentSpec};
+use super::synthetic::{generate, Sample, SynthSpec, CLASSES};
 use super::voc::{Item, VocDataset, VOC_CLASSES};
 use crate::data::config::{DataCfg, DataSource};
 use crate::error::{Error, Result};
@@ -54,6 +56,7 @@ impl Dataset {
 pub fn class_names(source: &DataSource) -> Vec<String> {
     match source {
         DataSource::Synthetic { .. } => CLASSES.iter().map(|s| s.to_string()).collect(),
+        DataSource::Garments { .. } => garments::CLASSES.iter().map(|s| s.to_string()).collect(),
         DataSource::Voc { num_classes, .. } if *num_classes == VOC_CLASSES.len() => {
             VOC_CLASSES.iter().map(|s| s.to_string()).collect()
         }
@@ -109,42 +112,30 @@ fn open_source(
                 texture_contrast: *texture_contrast as f32,
                 class_textures: *class_textures,
             };
-            let names = class_names(source);
-            let mut make = |range: std::ops::Range<usize>, filter: bool| {
-                let mut items = Vec::new();
-                for i in range {
-                    let s = generate(&spec, i as u64);
-                    tick();
-                    let c = coverage(&s.saliency);
-                    if filter && !(lo..=hi).contains(&c) {
-                        continue;
-                    }
-                    items.push(Item {
-                        id: format!("{i:06}"),
-                        image: s.image,
-                        label: s.label,
-                        saliency: Some(s.saliency),
-                    });
-                }
-                items
+            generated(source, *train, *val, saliency_range, tick, |i| {
+                generate(&spec, i)
+            })
+        }
+        DataSource::Garments {
+            train,
+            val,
+            size,
+            max_objects,
+            object_scale,
+            style,
+            seed,
+        } => {
+            let spec = GarmentSpec {
+                size: *size,
+                style: *style,
+                seed: *seed,
+                max_objects: *max_objects,
+                object_scale: object_scale.map(|v| v as f32),
             };
-            let train_items = make(0..*train, true);
-            let val_items = make(*train..*train + *val, false);
-            if train_items.is_empty() {
-                return Err(Error::Usage(format!(
-                    "data: no synthetic training image has saliency in {lo}..{hi}"
-                )));
-            }
-            Ok((
-                Dataset {
-                    storage: Storage::Memory(train_items),
-                    class_names: names.clone(),
-                },
-                Dataset {
-                    storage: Storage::Memory(val_items),
-                    class_names: names,
-                },
-            ))
+            let set = GarmentSet::open(spec, *train)?;
+            generated(source, *train, *val, saliency_range, tick, |i| {
+                set.sample(i)
+            })
         }
         DataSource::Voc {
             root,
@@ -187,4 +178,53 @@ fn open_source(
             ))
         }
     }
+}
+
+/// The splits of a generated source: samples 0..train (those whose saliency lies in
+/// `saliency_range`) and train..train + val (all), each from `sample`.
+fn generated(
+    source: &DataSource,
+    train: usize,
+    val: usize,
+    saliency_range: [f64; 2],
+    tick: &mut dyn FnMut(),
+    sample: impl Fn(u64) -> Sample,
+) -> Result<(Dataset, Dataset)> {
+    let [lo, hi] = saliency_range;
+    let mut make = |range: std::ops::Range<usize>, filter: bool| {
+        let mut items = Vec::new();
+        for i in range {
+            let s = sample(i as u64);
+            tick();
+            let c = coverage(&s.saliency);
+            if filter && !(lo..=hi).contains(&c) {
+                continue;
+            }
+            items.push(Item {
+                id: format!("{i:06}"),
+                image: s.image,
+                label: s.label,
+                saliency: Some(s.saliency),
+            });
+        }
+        items
+    };
+    let train_items = make(0..train, true);
+    let val_items = make(train..train + val, false);
+    if train_items.is_empty() {
+        return Err(Error::Usage(format!(
+            "data: no built-in training image has saliency in {lo}..{hi}"
+        )));
+    }
+    let names = class_names(source);
+    Ok((
+        Dataset {
+            storage: Storage::Memory(train_items),
+            class_names: names.clone(),
+        },
+        Dataset {
+            storage: Storage::Memory(val_items),
+            class_names: names,
+        },
+    ))
 }

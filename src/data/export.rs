@@ -1,21 +1,22 @@
-//! `wgseg data synth`: writes the built-in dataset in the VOC layout so it can be
-//! inspected, shared, or read back like any other dataset.
+//! `wgseg data synth` and `wgseg data garments`: write a built-in dataset in the VOC
+//! layout so it can be inspected, shared, or read back like any other dataset.
 
 use std::path::Path;
 
-use super::synthetic::{generate, SynthSpec};
+use super::synthetic::Sample;
 use super::voc::write_indices;
 use crate::error::{Error, Result};
 
 /// Folder (under the dataset root) holding the saliency masks.
 pub const SALIENCY_DIR: &str = "saliency";
 
-/// Writes `train` + `val` samples of `spec` under `root`; `tick` is called per image.
-pub fn write_synthetic(
+/// Writes samples 0..train (the train split) and train..train + val (val) of
+/// `sample` under `root`; `tick` is called per image.
+pub fn write_generated(
     root: &Path,
-    spec: &SynthSpec,
     train: usize,
     val: usize,
+    sample: impl Fn(u64) -> Sample,
     tick: &mut dyn FnMut(),
 ) -> Result<()> {
     let dirs = [
@@ -31,7 +32,7 @@ pub fn write_synthetic(
     let mut lists = [(String::new(), "train"), (String::new(), "val")];
     for i in 0..train + val {
         let id = format!("{i:06}");
-        let s = generate(spec, i as u64);
+        let s = sample(i as u64);
         let (w, h) = s.image.dimensions();
         let img = root.join("JPEGImages").join(format!("{id}.jpg"));
         let file = std::fs::File::create(&img).map_err(|e| Error::file(&img, e))?;
@@ -69,7 +70,9 @@ pub fn write_synthetic(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::data::synthetic::Style;
+    use crate::data::fashion_mnist::{Garments, Split};
+    use crate::data::garments::{self, GarmentSet, GarmentSpec};
+    use crate::data::synthetic::{generate, Style, SynthSpec};
     use crate::data::voc::VocDataset;
 
     #[test]
@@ -83,7 +86,7 @@ mod tests {
             texture_contrast: 1.0,
             class_textures: true,
         };
-        write_synthetic(&root, &spec, 3, 2, &mut || {}).unwrap();
+        write_generated(&root, 3, 2, |i| generate(&spec, i), &mut || {}).unwrap();
         let train = VocDataset::open(&root, "train", Some(SALIENCY_DIR)).unwrap();
         let val = VocDataset::open(&root, "val", Some(SALIENCY_DIR)).unwrap();
         assert_eq!((train.len(), val.len()), (3, 2));
@@ -100,6 +103,29 @@ mod tests {
             .unwrap()
             .to_string();
         assert!(e.contains("test.txt"), "{e}");
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn garments_export_with_validation_garments_after_the_training_ones() {
+        let root = std::env::temp_dir().join(format!("wgseg_garments_{}", std::process::id()));
+        let spec = GarmentSpec {
+            size: 48,
+            style: Style::B,
+            seed: 2,
+            max_objects: 2,
+            object_scale: [0.5, 0.8],
+        };
+        let set = GarmentSet::open(spec, 3).unwrap();
+        write_generated(&root, 3, 2, |i| set.sample(i), &mut || {}).unwrap();
+        let val = VocDataset::open(&root, "val", Some(SALIENCY_DIR)).unwrap();
+        assert_eq!(val.len(), 2);
+        let item = val.get(0).unwrap();
+        let val_pool = Garments::open(Split::Val).unwrap();
+        let original = garments::generate(&spec, &val_pool, 3);
+        assert_eq!(item.label, original.label);
+        assert_eq!(item.saliency.unwrap(), original.saliency);
+        assert_eq!(item.image.dimensions(), (48, 48));
         std::fs::remove_dir_all(&root).unwrap();
     }
 }

@@ -53,7 +53,7 @@ pub struct Sample {
 }
 
 #[derive(Clone, Copy)]
-enum Pattern {
+pub(super) enum Pattern {
     Stripes,
     Checker,
     Dots,
@@ -73,7 +73,7 @@ impl Pattern {
 }
 
 #[derive(Clone, Copy)]
-struct Texture {
+pub(super) struct Texture {
     pattern: Pattern,
     a: [f32; 3],
     b: [f32; 3],
@@ -99,7 +99,12 @@ fn colour(rng: &mut StdRng, style: Style) -> [f32; 3] {
 }
 
 /// A random texture of the style; `pattern` fixes its family (class textures).
-fn texture(rng: &mut StdRng, style: Style, contrast: f32, pattern: Option<Pattern>) -> Texture {
+pub(super) fn texture(
+    rng: &mut StdRng,
+    style: Style,
+    contrast: f32,
+    pattern: Option<Pattern>,
+) -> Texture {
     // Drawn even when the family is fixed, so that the images with and without class
     // textures differ only in their object textures (same colours, shapes, places).
     let coin = rng.random_bool(0.5);
@@ -145,7 +150,7 @@ fn value_noise(x: f32, y: f32, seed: u32) -> f32 {
 }
 
 impl Texture {
-    fn at(&self, x: f32, y: f32) -> [f32; 3] {
+    pub(super) fn at(&self, x: f32, y: f32) -> [f32; 3] {
         let (s, c) = self.angle.sin_cos();
         let u = (x * c + y * s) * self.freq;
         let v = (-x * s + y * c) * self.freq;
@@ -220,18 +225,49 @@ fn box_blur(img: &mut [[f32; 3]], size: usize) {
     }
 }
 
-/// Generates sample `index` of the dataset described by `spec`; the same spec and
+/// The image of `pixels` [n * n] in [0, 1]: style B blurs them and adds sensor noise
+/// drawn from `rng`.
+pub(super) fn finish(
+    mut pixels: Vec<[f32; 3]>,
+    n: usize,
+    style: Style,
+    rng: &mut StdRng,
+) -> RgbImage {
+    if style == Style::B {
+        box_blur(&mut pixels, n);
+        for p in pixels.iter_mut() {
+            for c in p.iter_mut() {
+                // Approximately normal sensor noise (sum of uniforms), sigma ~0.04.
+                let g: f32 = (0..4).map(|_| rng.random_range(-0.5f32..0.5)).sum::<f32>() * 0.07;
+                *c += g;
+            }
+        }
+    }
+    RgbImage::from_fn(n as u32, n as u32, |x, y| {
+        let p = pixels[y as usize * n + x as usize];
+        Rgb([0, 1, 2].map(|c| (p[c].clamp(0.0, 1.0) * 255.0).round() as u8))
+    })
+}
+
+/// The sample seed of `index` in a dataset of `seed` and `style`: the same spec and
 /// index always give the same sample, independently of other samples.
-pub fn generate(spec: &SynthSpec, index: u64) -> Sample {
-    let style_salt = match spec.style {
+pub(super) fn sample_rng(seed: u64, style: Style, index: u64, salt: u64) -> StdRng {
+    let style_salt = match style {
         Style::A => 0x0005_eeda,
         Style::B => 0x0005_eedb,
     };
-    let mut rng = StdRng::seed_from_u64(
-        spec.seed.wrapping_mul(0x9e37_79b9_7f4a_7c15)
+    StdRng::seed_from_u64(
+        seed.wrapping_mul(0x9e37_79b9_7f4a_7c15)
             ^ index.wrapping_mul(0xbf58_476d_1ce4_e5b9)
-            ^ style_salt,
-    );
+            ^ style_salt
+            ^ salt,
+    )
+}
+
+/// Generates sample `index` of the dataset described by `spec`; the same spec and
+/// index always give the same sample, independently of other samples.
+pub fn generate(spec: &SynthSpec, index: u64) -> Sample {
+    let mut rng = sample_rng(spec.seed, spec.style, index, 0);
     let n = spec.size;
     let sz = n as f32;
     let background = texture(&mut rng, spec.style, spec.texture_contrast, None);
@@ -267,20 +303,7 @@ pub fn generate(spec: &SynthSpec, index: u64) -> Sample {
             pixels[y * n + x] = px;
         }
     }
-    if spec.style == Style::B {
-        box_blur(&mut pixels, n);
-        for p in pixels.iter_mut() {
-            for c in p.iter_mut() {
-                // Approximately normal sensor noise (sum of uniforms), sigma ~0.04.
-                let g: f32 = (0..4).map(|_| rng.random_range(-0.5f32..0.5)).sum::<f32>() * 0.07;
-                *c += g;
-            }
-        }
-    }
-    let image = RgbImage::from_fn(n as u32, n as u32, |x, y| {
-        let p = pixels[y as usize * n + x as usize];
-        Rgb([0, 1, 2].map(|c| (p[c].clamp(0.0, 1.0) * 255.0).round() as u8))
-    });
+    let image = finish(pixels, n, spec.style, &mut rng);
     let saliency = label.iter().map(|&l| u8::from(l != 0)).collect();
     Sample {
         image,
