@@ -63,6 +63,10 @@ fn quickstart_writes_a_complete_run_folder_and_is_deterministic() {
     assert_eq!(recs.iter().filter(|r| r["kind"] == "train").count(), 4);
     let report = common::report_json(&dir);
     assert!(report["trained"]["miou_mean"].as_f64().unwrap() > 0.0);
+    // The backbone's own features are scored once, before training.
+    assert!(report["backbone"]["miou_mean"].as_f64().unwrap() > 0.0);
+    assert_eq!(recs.iter().filter(|r| r["model"] == "backbone").count(), 1);
+    assert!(s.contains("backbone"), "{s}");
     assert!(
         report["probe_trained"]["miou"].is_number()
             && report["probe_random_init"]["miou"].is_number()

@@ -11,7 +11,7 @@ use super::run_dir::RunDir;
 use crate::autograd::Var;
 use crate::data::dataset::Dataset;
 use crate::error::{Error, Result};
-use crate::eval::config::SaliencySource;
+use crate::eval::config::{KMeansCfg, SaliencySource};
 use crate::eval::linear_probe;
 use crate::eval::metrics::Scores;
 use crate::eval::supervised;
@@ -19,6 +19,8 @@ use crate::eval::unsupervised::{self, ClusterEval, EvalModel};
 use crate::gpu::Gpu;
 use crate::io;
 use crate::method::Method;
+use crate::nn::module::Module;
+use crate::ops::interpolate::InterpolateMode;
 use crate::tensor::Tensor;
 
 /// Validation scores, by protocol (serialised as the protocol's own record).
@@ -170,6 +172,41 @@ pub fn evaluate(
     })
 }
 
+/// K-means over the backbone features of `method`'s `backbone_network`, upsampled
+/// (bilinear) to the image size and L2-normalised per pixel, with the dataset's
+/// saliency masks and the experiment's K-means settings otherwise; `None` for a
+/// method without that comparison.
+pub fn evaluate_backbone(
+    gpu: &Gpu,
+    method: &dyn Method,
+    exp: &Experiment,
+    val: &Dataset,
+) -> Result<Option<Evaluation>> {
+    let Some(net) = method.backbone_network() else {
+        return Ok(None);
+    };
+    net.set_training(false);
+    let embed = |x: &Var| {
+        let s = x.shape();
+        net.features(x)?
+            .interpolate(Some([s[2], s[3]]), None, InterpolateMode::Bilinear, false)?
+            .l2_normalize(1, 1e-12)
+    };
+    let cfg = KMeansCfg {
+        saliency: SaliencySource::Dataset,
+        ..exp.eval.kmeans.clone()
+    };
+    let model = EvalModel {
+        embed: &embed,
+        embed_and_saliency: None,
+    };
+    let (size, batch, limit) = (exp.data.image_size, exp.data.batch_size, exp.eval.limit);
+    let r = with_bar(cfg.seeds.len() as u64, "k-means", |tick| {
+        unsupervised::evaluate(gpu, &model, val, size, batch, limit, &cfg, tick)
+    })?;
+    Ok(Some(Evaluation::Kmeans(r.eval)))
+}
+
 /// The linear probe of the experiment, when it has one.
 pub fn probe(
     gpu: &Gpu,
@@ -191,6 +228,9 @@ pub fn probe(
     })
     .map(Some)
 }
+
+/// The `model` of the record of [`evaluate_backbone`].
+pub const BACKBONE: &str = "backbone";
 
 /// The metrics.jsonl record of an evaluation of `model` ("random_init", "trained").
 pub fn record(step: usize, model: &str, eval: &Evaluation, probe: Option<&Scores>) -> Value {

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::config::Experiment;
-use super::evaluate::{pct, Evaluation};
+use super::evaluate::{pct, Evaluation, BACKBONE};
 use super::run_dir::RunDir;
 use crate::data::dataset::Dataset;
 use crate::data::loader::plain;
@@ -27,6 +27,10 @@ pub struct Report {
     pub class_names: Vec<String>,
     /// Evaluation of the network before training (same protocol and seeds).
     pub random_init: Option<Evaluation>,
+    /// K-means over the backbone's own features before training, with the dataset's
+    /// masks: what the embeddings have to beat (embedding methods only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backbone: Option<Evaluation>,
     pub trained: Evaluation,
     /// Linear probe on the frozen embeddings, before and after training.
     pub probe_random_init: Option<Scores>,
@@ -212,6 +216,9 @@ fn markdown(r: &Report) -> String {
     if let Some(e) = &r.random_init {
         row("random init", e);
     }
+    if let Some(e) = &r.backbone {
+        row("backbone features (dataset masks)", e);
+    }
     row("trained", &r.trained);
     if let Some(p) = &r.probe_trained {
         s.push_str("\n| model | linear probe mIoU (%) | pixel accuracy (%) |\n|---|---|---|\n");
@@ -365,6 +372,10 @@ pub fn write(
         seconds,
         class_names: val.class_names.clone(),
         random_init: first.and_then(Evaluation::from_record),
+        backbone: records
+            .iter()
+            .find(|r| r["model"] == BACKBONE)
+            .and_then(Evaluation::from_record),
         trained,
         probe_random_init: first.and_then(probe),
         probe_trained: probe(last),
@@ -391,6 +402,12 @@ pub fn write_with_baselines(
 pub fn print_summary(r: &Report) {
     if let Some(e) = &r.random_init {
         println!("random init     {}", e.summary());
+    }
+    if let Some(e) = &r.backbone {
+        println!(
+            "backbone        {} (its features, dataset masks)",
+            e.summary()
+        );
     }
     for st in &r.stages {
         println!("after {:<10} {}", st.stage, st.eval.summary());

@@ -15,7 +15,7 @@ use super::checkpoint::{restore, resume_method, save_checkpoint, snapshot};
 use super::config::Experiment;
 use super::datasets::Data;
 use super::dry_run::print_plan;
-use super::evaluate::{evaluate, probe, record, save_centroids};
+use super::evaluate::{evaluate, evaluate_backbone, probe, record, save_centroids, BACKBONE};
 use super::load;
 use super::progress::bar;
 use super::report::{self, Baseline, Report};
@@ -77,6 +77,13 @@ fn run_arm(
         let p = probe(gpu, method.as_ref(), exp, &sets.train, val_set)?;
         run.log(&record(0, "random_init", &random, p.as_ref()))?;
         println!("random init     {}", random.summary());
+        if let Some(b) = evaluate_backbone(gpu, method.as_ref(), exp, val_set)? {
+            run.log(&record(0, BACKBONE, &b, None))?;
+            println!(
+                "backbone        {} (its features, dataset masks)",
+                b.summary()
+            );
+        }
     }
     let iters = exp.schedule.iters;
     let pb = bar(iters as u64, "train");

@@ -178,6 +178,10 @@ impl Method for MaskContrast {
         Ok((self.embedding_of(&out)?, saliency))
     }
 
+    fn backbone_network(&self) -> Option<&SegModel> {
+        Some(&self.query)
+    }
+
     fn embed(&self, images: &Var) -> Result<Var> {
         self.embedding_of(&self.query.forward(images)?)
     }

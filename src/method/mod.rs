@@ -15,7 +15,7 @@ use crate::data::dataset::Dataset;
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::nn::module::Module;
-use crate::nn::seg_model::ModelCfg;
+use crate::nn::seg_model::{ModelCfg, SegModel};
 use crate::optim::config::OptimCfg;
 use crate::optim::Optimizer;
 use crate::state::StateVisitor;
@@ -73,6 +73,13 @@ pub trait Method {
         Err(Error::Usage(
             "this method predicts classes; it has no saliency head".into(),
         ))
+    }
+
+    /// For a method scored by K-means, the network whose backbone's own features are
+    /// the comparison its embeddings have to beat (the pretrained start, before any
+    /// head). `None` for a method without that comparison.
+    fn backbone_network(&self) -> Option<&SegModel> {
+        None
     }
 
     /// Everything besides the model needed to resume (second networks, optimisers,
