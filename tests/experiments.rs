@@ -108,6 +108,60 @@ fn resume_continues_to_the_same_final_metrics() {
 }
 
 #[test]
+fn seeds_train_once_per_seed_resume_inside_the_second_and_report_the_spread() {
+    let seeds = ["--set", "seeds=[0, 5]"];
+    let full = scratch("exp_seeds_full");
+    let o = run(&tiny(&full, &seeds));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let root = only_run_dir(&full);
+    for seed in ["0", "5"] {
+        assert!(root.join("seeds").join(seed).join("report.json").is_file());
+    }
+    // Seed 0's run is the plain run with seed 0.
+    let plain = scratch("exp_seeds_plain");
+    assert!(run(&tiny(&plain, &[])).status.success());
+    assert_eq!(
+        records(&root.join("seeds/0")),
+        records(&only_run_dir(&plain))
+    );
+    let report = report_json(&root);
+    let arm = &report["arms"][0];
+    assert_eq!(report["seeds"], serde_json::json!([0, 5]));
+    for row in ["start", "trained"] {
+        let per_seed = arm[row]["per_seed"].as_array().unwrap();
+        assert_eq!(per_seed.len(), 2, "{row}");
+        let (a, b) = (per_seed[0].as_f64().unwrap(), per_seed[1].as_f64().unwrap());
+        let mean = arm[row]["miou_mean"].as_f64().unwrap();
+        let std = arm[row]["miou_std"].as_f64().unwrap();
+        assert!((mean - (a + b) / 2.0).abs() < 1e-12, "{row}");
+        assert!((std - (a - b).abs() / 2.0).abs() < 1e-12, "{row}");
+    }
+    assert!(stdout(&o).contains("over seeds [0, 5]"), "{}", stdout(&o));
+    // Stopped at step 6 of 8: inside the second seed's run, which resumes there.
+    let split = scratch("exp_seeds_split");
+    let args = tiny(&split, &[seeds[0], seeds[1], "--stop-at", "6"]);
+    let dir = common::stop_then_resume(&split, "quickstart", &args);
+    for seed in ["seeds/0", "seeds/5"] {
+        assert_eq!(
+            records(&root.join(seed)),
+            records(&dir.join(seed)),
+            "{seed}"
+        );
+    }
+    let resumed = report_json(&dir);
+    for row in ["start", "trained"] {
+        assert_eq!(resumed["arms"][0][row], arm[row], "{row}");
+    }
+    let o = run(&tiny(&full, &["--set", "seeds=[1, 1]"]));
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("seeds: seed 1 is given twice"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
 fn kmeans_can_take_the_foreground_from_the_saliency_head() {
     let out = scratch("exp_predicted");
     let o = run(&tiny(&out, &["--set", "eval.kmeans.saliency=predicted"]));

@@ -24,6 +24,11 @@ pub struct Experiment {
     /// Seeds weights, data order, augmentation and evaluation.
     #[serde(default)]
     pub seed: u64,
+    /// Training seeds: when given, every arm (the experiment and each baseline) is
+    /// trained once per seed, in <run>/seeds/<seed>/ (`seed` is then unused), and the
+    /// run's report gives mean +- std across them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub seeds: Vec<u64>,
     #[serde(default)]
     pub device: DeviceCfg,
     pub data: DataCfg,

@@ -200,7 +200,12 @@ pub fn evaluate_backbone(
         embed: &embed,
         embed_and_saliency: None,
     };
-    let (size, batch, limit) = (exp.data.image_size, exp.data.batch_size, exp.eval.limit);
+    let (size, limit) = (exp.data.image_size, exp.eval.limit);
+    // The upsampled features are wide (MobileNetV2: 1280 channels): fewer images a
+    // batch keep one batch's map inside a storage binding.
+    let image_bytes = (net.feature_channels() * size * size * 4) as u64;
+    let fit = (gpu.limits.max_storage_buffer_binding_size / image_bytes.max(1)).max(1);
+    let batch = exp.data.batch_size.min(fit as usize);
     let r = with_bar(cfg.seeds.len() as u64, "k-means", |tick| {
         unsupervised::evaluate(gpu, &model, val, size, batch, limit, &cfg, tick)
     })?;

@@ -29,6 +29,12 @@ pub struct LoadedRun {
 pub fn load_run(dir: &Path) -> Result<LoadedRun> {
     let file = dir.join(CONFIG);
     let exp = load::load(&file, &[])?;
+    if !exp.seeds.is_empty() {
+        return Err(Error::file(
+            dir,
+            "this run trained one run per seed (seeds): give one of its seeds/<seed> folders",
+        ));
+    }
     let plan = stages::plan(&file, &exp)?;
     let gpu = open_device(&exp)?;
     let (step, method) = resume_method(&gpu, &dir.join(CHECKPOINT), &plan)?;

@@ -13,6 +13,7 @@ pub mod loaded_run;
 pub mod progress;
 pub mod report;
 pub mod run_dir;
+mod seeds_report;
 pub mod setup;
 pub mod stages;
 pub mod train;

@@ -20,9 +20,10 @@ use super::load;
 use super::progress::bar;
 use super::report::{self, Baseline, Report};
 use super::run_dir::{RunDir, CHECKPOINT, CONFIG};
+use super::seeds_report;
 use super::setup::{build_method, open_device};
 use super::stages::{self, Stage};
-use super::validate::{baselines, check, BaselineArm};
+use super::validate::{self, baselines, check, BaselineArm};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::optim::schedule::learning_rate;
@@ -209,6 +210,12 @@ pub fn train(args: &TrainArgs) -> Result<Option<Report>> {
         let sets = data.open(&exp.data)?;
         let mut method = build_method(&gpu, &plan[0].exp)?;
         print_plan(&gpu, &exp, &plan, method.as_mut(), sets)?;
+        if !exp.seeds.is_empty() {
+            println!(
+                "seeds           {:?}: every arm trained once per seed",
+                exp.seeds
+            );
+        }
         for b in &baselines {
             build_method(&gpu, &b.exp)?;
             println!("baseline        {}: {}", b.name, b.overrides.join(", "));
@@ -228,11 +235,59 @@ pub fn train(args: &TrainArgs) -> Result<Option<Report>> {
         println!("continue with: wgseg train --resume {}", root.display());
         Ok(None)
     };
+    if exp.seeds.is_empty() {
+        let Some(report) = run_arms(&gpu, &exp, &plan, baselines, &root, &mut data, args.stop_at)?
+        else {
+            return stopped();
+        };
+        report::print_summary(&report);
+        return Ok(Some(report));
+    }
+    // --stop-at counts every seed's arms one after another.
+    let seed_steps = (1 + baselines.len()) * exp.schedule.iters;
+    let mut reports = Vec::new();
+    for (k, &seed) in exp.seeds.iter().enumerate() {
+        let e = with_seed(&exp, seed);
+        let (plan, arms) = (check(&file, &e)?, validate::baselines(&file, &e)?);
+        let dir = root.join("seeds").join(seed.to_string());
+        println!("seed            {seed}: {}", dir.display());
+        let stop = args.stop_at.map(|s| s.saturating_sub(k * seed_steps));
+        let Some(r) = run_arms(&gpu, &e, &plan, arms, &dir, &mut data, stop)? else {
+            return stopped();
+        };
+        reports.push((seed, r));
+    }
+    let summary = seeds_report::write(&root, &reports)?;
+    seeds_report::print(&summary);
+    Ok(reports.into_iter().next().map(|(_, r)| r))
+}
+
+/// `exp` trained with training seed `seed` alone: one of the runs of its `seeds`.
+fn with_seed(exp: &Experiment, seed: u64) -> Experiment {
+    Experiment {
+        seed,
+        seeds: Vec::new(),
+        ..exp.clone()
+    }
+}
+
+/// Trains the experiment `exp` in `root` and then each of its `baselines` in
+/// root/baselines/<name>; the experiment's report with the baselines' beside it, or
+/// `None` when it stopped at `stop_at` (counting the arms' steps one after another).
+fn run_arms(
+    gpu: &Gpu,
+    exp: &Experiment,
+    plan: &[Stage],
+    baselines: Vec<BaselineArm>,
+    root: &Path,
+    data: &mut Data,
+    stop_at: Option<usize>,
+) -> Result<Option<Report>> {
     // --stop-at counts the steps of the arms one after another (all have `iters`).
     let iters = exp.schedule.iters;
-    let stop_in = |arm: usize| args.stop_at.map(|s| s.saturating_sub(arm * iters));
-    let Some(mut report) = run_arm(&gpu, &exp, &plan, &root, &mut data, stop_in(0))? else {
-        return stopped();
+    let stop_in = |arm: usize| stop_at.map(|s| s.saturating_sub(arm * iters));
+    let Some(mut report) = run_arm(gpu, exp, plan, root, data, stop_in(0))? else {
+        return Ok(None);
     };
     let mut done = Vec::new();
     for (i, b) in baselines.into_iter().enumerate() {
@@ -248,8 +303,8 @@ pub fn train(args: &TrainArgs) -> Result<Option<Report>> {
             overrides.join(", "),
             dir.display()
         );
-        let Some(r) = run_arm(&gpu, &b, &plan, &dir, &mut data, stop_in(i + 1))? else {
-            return stopped();
+        let Some(r) = run_arm(gpu, &b, &plan, &dir, data, stop_in(i + 1))? else {
+            return Ok(None);
         };
         done.push(Baseline {
             name,
@@ -258,8 +313,7 @@ pub fn train(args: &TrainArgs) -> Result<Option<Report>> {
         });
     }
     if !done.is_empty() {
-        report::write_with_baselines(&root, &mut report, done)?;
+        report::write_with_baselines(root, &mut report, done)?;
     }
-    report::print_summary(&report);
     Ok(Some(report))
 }

@@ -14,6 +14,14 @@ use crate::error::{Error, Result};
 /// Refuses values no run can use, naming the key.
 fn validate(exp: &Experiment) -> Result<()> {
     let bad = |key: &str, why: &str| Err(Error::Usage(format!("{key}: {why}")));
+    if let Some(s) = exp
+        .seeds
+        .iter()
+        .enumerate()
+        .find(|(i, s)| exp.seeds[..*i].contains(s))
+    {
+        return bad("seeds", &format!("seed {} is given twice", s.1));
+    }
     if exp.data.batch_size < 2 {
         return bad(
             "data.batch_size",
