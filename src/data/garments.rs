@@ -10,7 +10,7 @@
 use rand::Rng;
 
 use super::fashion_mnist::{Garment, Garments, Split, SIDE};
-use super::synthetic::{finish, sample_rng, texture, Sample, Style};
+use super::synthetic::{compose, sample_rng, texture, Sample, Style};
 use crate::error::Result;
 
 /// Class names; index 0 is the background.
@@ -104,34 +104,19 @@ pub fn generate(spec: &GarmentSpec, pool: &Garments, index: u64) -> Sample {
             }
         })
         .collect();
-    let mut pixels = vec![[0f32; 3]; n * n];
-    let mut label = vec![0u8; n * n];
-    for y in 0..n {
-        for x in 0..n {
-            let (fx, fy) = (x as f32 + 0.5, y as f32 + 0.5);
-            let mut px = background.at(fx, fy);
-            // Later garments lie on top of earlier ones.
-            for p in &placed {
-                let a = p.intensity(fx, fy);
-                if a >= MASK_LEVEL {
-                    let t = p.texture.at(fx - p.x0, fy - p.y0);
-                    // The garment's shading darkens its texture where the garment is
-                    // dark, so folds and seams stay visible.
-                    let shade = 0.35 + 0.65 * a;
-                    px = [t[0] * shade, t[1] * shade, t[2] * shade];
-                    label[y * n + x] = p.garment.class;
-                }
-            }
-            pixels[y * n + x] = px;
-        }
-    }
-    let image = finish(pixels, n, spec.style, &mut rng);
-    let saliency = label.iter().map(|&l| u8::from(l != 0)).collect();
-    Sample {
-        image,
-        label,
-        saliency,
-    }
+    // Later garments lie on top of earlier ones.
+    compose(n, spec.style, &background, &mut rng, |fx, fy| {
+        placed.iter().rev().find_map(|p| {
+            let a = p.intensity(fx, fy);
+            (a >= MASK_LEVEL).then(|| {
+                let t = p.texture.at(fx - p.x0, fy - p.y0);
+                // The garment's shading darkens its texture where the garment is
+                // dark, so folds and seams stay visible.
+                let shade = 0.35 + 0.65 * a;
+                ([t[0] * shade, t[1] * shade, t[2] * shade], p.garment.class)
+            })
+        })
+    })
 }
 
 /// A garments dataset: samples 0..train draw from the training garments, later ones

@@ -227,12 +227,7 @@ fn box_blur(img: &mut [[f32; 3]], size: usize) {
 
 /// The image of `pixels` [n * n] in [0, 1]: style B blurs them and adds sensor noise
 /// drawn from `rng`.
-pub(super) fn finish(
-    mut pixels: Vec<[f32; 3]>,
-    n: usize,
-    style: Style,
-    rng: &mut StdRng,
-) -> RgbImage {
+fn finish(mut pixels: Vec<[f32; 3]>, n: usize, style: Style, rng: &mut StdRng) -> RgbImage {
     if style == Style::B {
         box_blur(&mut pixels, n);
         for p in pixels.iter_mut() {
@@ -287,23 +282,41 @@ pub fn generate(spec: &SynthSpec, index: u64) -> Sample {
             }
         })
         .collect();
+    // Later shapes are drawn on top of earlier ones.
+    compose(n, spec.style, &background, &mut rng, |fx, fy| {
+        shapes
+            .iter()
+            .rev()
+            .find(|s| s.contains(fx, fy))
+            .map(|s| (s.texture.at(fx - s.cx, fy - s.cy), s.class))
+    })
+}
+
+/// A sample drawn pixel by pixel: at each pixel centre (x, y), `object` gives the
+/// colour and class of the topmost object there, if any; elsewhere `background`
+/// shows; then `finish` with `rng`.
+pub(super) fn compose(
+    n: usize,
+    style: Style,
+    background: &Texture,
+    rng: &mut StdRng,
+    object: impl Fn(f32, f32) -> Option<([f32; 3], u8)>,
+) -> Sample {
     let mut pixels = vec![[0f32; 3]; n * n];
     let mut label = vec![0u8; n * n];
     for y in 0..n {
         for x in 0..n {
             let (fx, fy) = (x as f32 + 0.5, y as f32 + 0.5);
-            let mut px = background.at(fx, fy);
-            // Later shapes are drawn on top of earlier ones.
-            for s in &shapes {
-                if s.contains(fx, fy) {
-                    px = s.texture.at(fx - s.cx, fy - s.cy);
-                    label[y * n + x] = s.class;
+            pixels[y * n + x] = match object(fx, fy) {
+                Some((colour, class)) => {
+                    label[y * n + x] = class;
+                    colour
                 }
-            }
-            pixels[y * n + x] = px;
+                None => background.at(fx, fy),
+            };
         }
     }
-    let image = finish(pixels, n, spec.style, &mut rng);
+    let image = finish(pixels, n, style, rng);
     let saliency = label.iter().map(|&l| u8::from(l != 0)).collect();
     Sample {
         image,
