@@ -267,3 +267,37 @@ fn bad_experiments_fail_with_one_clear_line() {
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("config.yaml"), "{}", stderr(&o));
 }
+
+#[test]
+fn profile_shows_where_the_step_time_goes_and_writes_nothing() {
+    let out = scratch("exp_profile");
+    let mut args = tiny(&out, &["--steps", "1", "--top", "5"]);
+    args[0] = "profile".into();
+    let o = run(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let s = stdout(&o);
+    assert!(
+        s.contains("dispatches and copies") && s.contains("op family"),
+        "{s}"
+    );
+    // The convolutions of the network are timed, by family and by specialisation.
+    assert!(s.lines().any(|l| l.starts_with("conv2d ")), "{s}");
+    assert!(s.contains("conv2d:forward[CB="), "{s}");
+    let listed = s
+        .lines()
+        .skip_while(|l| !l.starts_with("kernel (shader:entry)"))
+        .skip(1)
+        .take_while(|l| !l.starts_with('('))
+        .count();
+    assert_eq!(listed, 5, "{s}");
+    assert!(
+        !out.join("quickstart").exists(),
+        "a profile writes no run folder"
+    );
+    let e = stderr(&run(&{
+        let mut a = args.clone();
+        a[args.len() - 3] = "0".into();
+        a
+    }));
+    assert!(e.contains("--steps must be at least 1"), "{e}");
+}

@@ -5,6 +5,7 @@ mod data;
 mod gradcheck;
 mod info;
 mod op;
+mod profile;
 mod run;
 mod shaders;
 mod train;
@@ -44,6 +45,8 @@ enum Command {
     },
     /// Run one op on the GPU from a safetensors file (and its backward with grad_output).
     Op(op::OpArgs),
+    /// Time a few training steps of an experiment and show where the time goes, per kernel.
+    Profile(profile::ProfileCli),
     /// Measure kernels (ms, GFLOP/s or GB/s) on this adapter.
     Bench {
         /// Only cases whose name contains this.
@@ -76,6 +79,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Train(args) => train::run(args),
+        Command::Profile(args) => profile::run(args),
         Command::Info => info::run(),
         Command::Data(args) => data::run(args),
         Command::Eval(args) => run::eval(args),

@@ -10,6 +10,7 @@ pub mod evaluate;
 pub mod infer;
 pub mod load;
 pub mod loaded_run;
+pub mod profile;
 pub mod progress;
 pub mod report;
 pub mod run_dir;

@@ -28,6 +28,21 @@ impl Kernel<'static> {
 }
 
 impl<'a> Kernel<'a> {
+    /// `shader:entry`, with its override constants where it sets any
+    /// (`conv2d:forward[CB=1,HAS_BIAS=0]`), so a profile tells specialisations apart.
+    pub fn label(&self) -> String {
+        let mut s = format!("{}:{}", self.shader, self.entry);
+        if !self.constants.is_empty() {
+            let c: Vec<String> = self
+                .constants
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
+            s.push_str(&format!("[{}]", c.join(",")));
+        }
+        s
+    }
+
     pub fn with<'b>(self, constants: &'b [(&'static str, f64)]) -> Kernel<'b> {
         Kernel {
             shader: self.shader,

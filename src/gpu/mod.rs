@@ -7,11 +7,13 @@ pub mod adapter;
 mod kernels;
 pub mod params;
 mod pool;
+pub mod profile;
 pub mod shader_source;
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 pub use kernels::Kernel;
 pub use pool::{size_class, PoolStats};
@@ -20,6 +22,7 @@ use crate::error::{Error, Result};
 use kernels::KernelRegistry;
 use params::Params;
 use pool::BufferPool;
+use profile::Profile;
 
 /// Usage of every tensor buffer.
 const TENSOR_USAGE: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE
@@ -50,6 +53,9 @@ pub struct GpuInner {
     error: Arc<Mutex<Option<String>>>,
     submissions: Cell<u64>,
     readbacks: Cell<u64>,
+    dispatches: Cell<u64>,
+    /// Recording while `Some`: every dispatch is then timed alone.
+    profile: RefCell<Option<Profile>>,
 }
 
 struct Pending {
@@ -140,6 +146,8 @@ impl Gpu {
             error,
             submissions: Cell::new(0),
             readbacks: Cell::new(0),
+            dispatches: Cell::new(0),
+            profile: RefCell::new(None),
             device,
             queue,
         })))
@@ -171,6 +179,37 @@ impl Gpu {
     /// Copies of GPU data to the host made so far.
     pub fn readbacks(&self) -> u64 {
         self.readbacks.get()
+    }
+
+    /// Kernel dispatches and buffer copies recorded so far.
+    pub fn dispatches(&self) -> u64 {
+        self.dispatches.get()
+    }
+
+    /// Starts timing every dispatch alone (see [`profile`]); pending work is waited for
+    /// first so that it is not counted.
+    pub fn start_profile(&self) -> Result<()> {
+        self.sync()?;
+        *self.profile.borrow_mut() = Some(Profile::default());
+        Ok(())
+    }
+
+    /// Stops timing and returns what was recorded since [`Gpu::start_profile`].
+    pub fn stop_profile(&self) -> Option<Profile> {
+        self.profile.borrow_mut().take()
+    }
+
+    fn profiling(&self) -> bool {
+        self.profile.borrow().is_some()
+    }
+
+    /// Under a profile, waits for the work just recorded and books its time.
+    fn book(&self, name: &str, since: Instant) -> Result<()> {
+        self.sync()?;
+        if let Some(p) = self.profile.borrow_mut().as_mut() {
+            p.add(name, since.elapsed());
+        }
+        Ok(())
     }
 
     /// Frees idle pooled buffers.
@@ -219,6 +258,12 @@ impl Gpu {
         groups: [u32; 3],
     ) -> Result<()> {
         let pipeline = self.kernels.borrow_mut().pipeline(&self.device, kernel)?;
+        let since = if self.profiling() {
+            self.sync()?;
+            Some(Instant::now())
+        } else {
+            None
+        };
         let b = &pipeline.bindings;
         if b.uniform.is_some() {
             check_fields(kernel, &b.uniform_fields, params.fields())?;
@@ -305,7 +350,12 @@ impl Gpu {
             pass.dispatch_workgroups(groups[0], groups[1], groups[2]);
         }
         pending.dispatches += 1;
-        Ok(())
+        drop(pending);
+        self.dispatches.set(self.dispatches.get() + 1);
+        match since {
+            Some(t) => self.book(&kernel.label(), t),
+            None => Ok(()),
+        }
     }
 
     /// Records a buffer-to-buffer copy into the pending encoder.
@@ -319,6 +369,7 @@ impl Gpu {
         });
         encoder.copy_buffer_to_buffer(src, 0, dst, 0, bytes);
         pending.dispatches += 1;
+        self.dispatches.set(self.dispatches.get() + 1);
     }
 
     /// Submits everything recorded so far in one queue submission.
