@@ -106,7 +106,7 @@ fn print_report(
             "calls", "ms/step", "share"
         );
         let mut rows = rows;
-        rows.sort_by(|a, b| b.1.time.cmp(&a.1.time));
+        rows.sort_by_key(|r| std::cmp::Reverse(r.1.time));
         for (k, t) in rows.iter().take(limit) {
             let ms = per_step(t.time, n);
             println!(
