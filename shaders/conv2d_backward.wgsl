@@ -99,22 +99,36 @@ fn valid_range(offset: i32, stride: u32, size: u32, count: u32) -> vec2<u32> {
 // Per-invocation sums of weight_grad, 8 output channels x 4 input channels each.
 var<workgroup> partial: array<vec4<f32>, 512>;
 
+// weight_grad on small output maps (a few pixels per image, as ASPP's at output stride
+// 16): each invocation owns its tap and channel blocks and visits every pixel itself,
+// so 8x8 invocations do not split a map smaller than 8x8 and meet at a barrier.
+override SERIAL: bool = false;
+
 // gw[co, ci, ky, kx] = sum over n, oh, ow of gy[n, co, oh, ow] * x[n, ci, ih, iw] with
 // ih = oh*sh + ky*dh - ph and iw = ow*sw + kx*dw - pw. A workgroup owns CO output
 // channels x CI input channels at one tap; its 8x8 invocations split the output
 // pixels (8 adjacent columns per SIMD row, so the reads of one step share cache lines)
-// and their partial sums are added once at the end. Only pixels whose tap lies inside
-// the input are visited, so the loops need no masks.
-// x: taps x input-channel blocks; y: groups x output-channel blocks.
+// and their partial sums are added once at the end (SERIAL: one invocation per tap and
+// channel blocks, no split). Only pixels whose tap lies inside the input are visited,
+// so the loops need no masks.
+// x: taps x input-channel blocks (SERIAL: in workgroups of 64); y: groups x
+// output-channel blocks.
 @compute @workgroup_size(8, 8)
 fn weight_grad(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wid: vec3<u32>) {
+    // Invocations past the last unit (SERIAL) compute the last one and store nothing;
+    // returning early would put the barrier below under non-uniform control.
+    let unit = select(wid.x, min(wid.x * 64u + li, p.units - 1u), SERIAL);
+    let stores = !SERIAL || wid.x * 64u + li < p.units;
+    let split = select(8u, 1u, SERIAL);
+    let row0 = select(lid.y, 0u, SERIAL);
+    let col0 = select(lid.x, 0u, SERIAL);
     let g = wid.y / p.cblocks;
     let co_first = (wid.y % p.cblocks) * CO;
     let co_count = min(CO, p.coutg - co_first);
     let co0 = g * p.coutg + co_first;
     let ci_blocks = (p.cg + CI - 1u) / CI;
-    let tap = wid.x / ci_blocks;
-    let ci0 = (wid.x % ci_blocks) * CI;
+    let tap = unit / ci_blocks;
+    let ci0 = (unit % ci_blocks) * CI;
     let ci_count = min(CI, p.cg - ci0);
     let ky = tap / p.kw;
     let kx = tap % p.kw;
@@ -140,10 +154,10 @@ fn weight_grad(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(local_invo
     for (var n = 0u; n < p.n; n++) {
         let gy_n = n * p.cout * ohw;
         let x_n = n * p.cin * hw;
-        for (var oh = rows.x + lid.y; oh < rows.y; oh += 8u) {
+        for (var oh = rows.x + row0; oh < rows.y; oh += split) {
             let gy_row = gy_n + oh * p.wout;
             let x_row = x_n + u32(i32(oh * p.sh) + oy) * p.w;
-            for (var ow = cols.x + lid.x; ow < cols.y; ow += 8u) {
+            for (var ow = cols.x + col0; ow < cols.y; ow += split) {
                 let xo = x_ch + vec4<u32>(x_row + u32(i32(ow * p.sw) + ox));
                 var xv = vec4<f32>(x[xo.x], 0.0, 0.0, 0.0);
                 if CI > 1u {
@@ -166,24 +180,30 @@ fn weight_grad(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(local_invo
             }
         }
     }
-    let b = li * 8u;
-    partial[b] = acc0;
-    partial[b + 1u] = acc1;
-    partial[b + 2u] = acc2;
-    partial[b + 3u] = acc3;
-    partial[b + 4u] = acc4;
-    partial[b + 5u] = acc5;
-    partial[b + 6u] = acc6;
-    partial[b + 7u] = acc7;
-    workgroupBarrier();
-    // Invocation c * 4 + i adds up output channel c, input channel i.
-    let c = li / 4u;
-    let i = li % 4u;
-    if c < co_count && i < ci_count {
-        var total = 0.0;
-        for (var l = 0u; l < 64u; l++) {
-            total += partial[l * 8u + c][i];
+    let sums = array<vec4<f32>, 8>(acc0, acc1, acc2, acc3, acc4, acc5, acc6, acc7);
+    if SERIAL {
+        if stores {
+            for (var c = 0u; c < co_count; c++) {
+                for (var i = 0u; i < ci_count; i++) {
+                    gw[((co0 + c) * p.cg + ci0 + i) * (p.kh * p.kw) + tap] = sums[c][i];
+                }
+            }
         }
-        gw[((co0 + c) * p.cg + ci0 + i) * (p.kh * p.kw) + tap] = total;
+    } else {
+        let b = li * 8u;
+        for (var c = 0u; c < 8u; c++) {
+            partial[b + c] = sums[c];
+        }
+        workgroupBarrier();
+        // Invocation c * 4 + i adds up output channel c, input channel i.
+        let c = li / 4u;
+        let i = li % 4u;
+        if c < co_count && i < ci_count {
+            var total = 0.0;
+            for (var l = 0u; l < 64u; l++) {
+                total += partial[l * 8u + c][i];
+            }
+            gw[((co0 + c) * p.cg + ci0 + i) * (p.kh * p.kw) + tap] = total;
+        }
     }
 }

@@ -230,6 +230,16 @@ fn cases(r: &mut StdRng) -> Vec<Case> {
             bias: false,
             ..BASE
         },
+        // 1x1, stride 1, no bias: computed as matmuls (pointwise.rs).
+        Setup {
+            cin: 5,
+            cout: 7,
+            hw: [6, 5],
+            k: [1, 1],
+            padding: [0, 0],
+            bias: false,
+            ..BASE
+        },
     ];
     setups.into_iter().map(|s| build(r, s)).collect()
 }
@@ -288,6 +298,28 @@ mod tests {
                     padding: [6, 6],
                     dilation: [6, 6],
                     groups: 6,
+                },
+            ),
+            // An ASPP branch on a 4x4 map: the weight gradient's serial form.
+            (
+                [2, 130, 4, 4],
+                [33, 130, 3, 3],
+                Conv2dParams {
+                    stride: [1, 1],
+                    padding: [2, 2],
+                    dilation: [2, 2],
+                    groups: 1,
+                },
+            ),
+            // A pointwise convolution over several matmul tiles each way.
+            (
+                [3, 70, 9, 11],
+                [66, 70, 1, 1],
+                Conv2dParams {
+                    stride: [1, 1],
+                    padding: [0, 0],
+                    dilation: [1, 1],
+                    groups: 1,
                 },
             ),
         ];

@@ -2,6 +2,7 @@
 //! bias gradients, each a launch of blocks of channels and pixels per invocation.
 
 use super::geometry::Conv2dGeometry;
+use super::pointwise;
 use super::{Conv2dParams, OP};
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, Kernel};
@@ -70,6 +71,13 @@ fn channel_block(channels: usize) -> usize {
     }
 }
 
+/// Whether weight_grad should give each invocation whole maps: when an output map has
+/// at most one pixel per invocation of an 8x8 split, and the (tap, channel block)
+/// units alone, `units` per group, still fill a thousand invocations.
+fn serial_weight_grad(g: &Conv2dGeometry, units: usize) -> bool {
+    g.hout * g.wout <= 64 && units * g.params.groups >= 1024
+}
+
 /// torch.nn.functional.conv2d(input, weight, bias, stride, padding, dilation, groups).
 pub fn conv2d(
     input: &Tensor,
@@ -83,6 +91,9 @@ pub fn conv2d(
     if let Some(b) = bias {
         expect_f32(OP, "bias", b)?;
         expect_shape("bias", b, &[g.cout])?;
+    }
+    if bias.is_none() && pointwise::applies(&g) {
+        return pointwise::forward(input, weight, &g);
     }
     let (_, coutg) = g.group_channels();
     let cb = channel_block(coutg);
@@ -114,6 +125,9 @@ pub fn conv2d_backward_input(
 ) -> Result<Tensor> {
     expect_shape("grad_output", grad_out, &g.output_shape())?;
     expect_shape("weight", weight, &g.weight_shape())?;
+    if pointwise::applies(g) {
+        return pointwise::input_grad(grad_out, weight, g);
+    }
     let (cg, _) = g.group_channels();
     let cb = channel_block(cg);
     let sw = g.params.stride[1];
@@ -141,18 +155,28 @@ pub fn conv2d_backward_weight(
 ) -> Result<Tensor> {
     expect_shape("grad_output", grad_out, &g.output_shape())?;
     expect_shape("input", input, &g.input_shape())?;
+    if pointwise::applies(g) {
+        return pointwise::weight_grad(grad_out, input, g);
+    }
     let (cg, coutg) = g.group_channels();
     // Each step loads CO + CI values for CO * CI products; 8 x 4 still fits the
     // registers, 8 x 8 would not.
     let co = if coutg >= 8 { 8 } else { channel_block(coutg) };
     let ci = channel_block(cg);
     let out = Tensor::empty(grad_out.gpu(), &g.weight_shape(), DType::F32)?;
-    let constants = [("CO", co as f64), ("CI", ci as f64)];
+    let blocks = cg.div_ceil(ci) * g.kh * g.kw;
+    let cblocks = coutg.div_ceil(co);
+    let serial = serial_weight_grad(g, blocks * cblocks);
+    let constants = [
+        ("CO", co as f64),
+        ("CI", ci as f64),
+        ("SERIAL", if serial { 1.0 } else { 0.0 }),
+    ];
     let l = Launch {
         kernel: Kernel::new("conv2d_backward", "weight_grad").with(&constants),
-        // One workgroup per (tap, input-channel block).
-        units: cg.div_ceil(ci) * g.kh * g.kw * GROUP,
-        cblocks: coutg.div_ceil(co),
+        // One workgroup per (tap, input-channel block), or one invocation (serial).
+        units: if serial { blocks } else { blocks * GROUP },
+        cblocks,
         wblocks: 1,
         batch: 1,
     };

@@ -1,10 +1,12 @@
 //! conv2d as torch.nn.functional.conv2d (shaders/conv2d.wgsl) with its input, weight
 //! and bias gradients (shaders/conv2d_backward.wgsl, the bias one a plain sum):
-//! geometry.rs checks the shapes and lays out the launch, kernels.rs dispatches, and
-//! this file records them on the tape and in the op table.
+//! geometry.rs checks the shapes and lays out the launch, kernels.rs dispatches (1x1
+//! convolutions as matmuls, pointwise.rs), and this file records them on the tape and
+//! in the op table.
 
 mod geometry;
 mod kernels;
+mod pointwise;
 
 pub use geometry::{conv2d_flops, Conv2dGeometry, Conv2dParams};
 pub use kernels::{conv2d, conv2d_backward_bias, conv2d_backward_input, conv2d_backward_weight};
