@@ -57,8 +57,17 @@ fn quickstart_writes_a_complete_run_folder_and_is_deterministic() {
     ] {
         assert!(dir.join(f).is_file(), "{f} missing");
     }
-    let pictures = std::fs::read_dir(dir.join("pictures")).unwrap().count();
-    assert_eq!(pictures, 2);
+    let pictures: Vec<_> = std::fs::read_dir(dir.join("pictures"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(pictures.len(), 2);
+    // 32-px images are enlarged 8 times: input | overlay | prediction, then the legend.
+    let img = image::open(&pictures[0]).unwrap();
+    assert_eq!((img.width(), img.height()), (3 * 256 + 150, 256));
+    // The contact sheet: both overlays side by side at 128 px, then the legend.
+    let sheet = image::open(dir.join("contact_sheet.png")).unwrap();
+    assert_eq!((sheet.width(), sheet.height()), (2 * 128 + 150, 128));
     let recs = records(&dir);
     assert_eq!(recs.iter().filter(|r| r["kind"] == "train").count(), 4);
     let report = common::report_json(&dir);
@@ -79,9 +88,11 @@ fn quickstart_writes_a_complete_run_folder_and_is_deterministic() {
     let o = infer_test_images(&dir, &pics);
     assert!(o.status.success(), "{}", stderr(&o));
     for name in ["chelsea.png", "coffee.png"] {
-        // input | overlay | prediction at the run's 32 px, then the 150 px legend.
+        // input | overlay | prediction at the input's own size, then the legend.
+        let input = image::open(format!("tests/data/images/{name}")).unwrap();
         let img = image::open(pics.join(name)).unwrap();
-        assert_eq!(img.width(), 3 * 32 + 150, "{name}");
+        assert_eq!(img.width(), 3 * input.width() + 150, "{name}");
+        assert_eq!(img.height(), input.height(), "{name}");
     }
     // The resolved config runs again and gives the same numbers.
     let b = scratch("exp_b");

@@ -16,7 +16,7 @@ use crate::error::{Error, Result};
 use crate::eval::supervised::argmax_channels;
 use crate::io::{read_host, HostData};
 use crate::nn::module::Module;
-use crate::report::visual::save_prediction;
+use crate::report::visual::{resize_labels, save_prediction};
 use crate::tensor::Tensor;
 
 /// The images to run on: one file, or every .png/.jpg/.jpeg of a folder (sorted).
@@ -105,7 +105,8 @@ enum Predictor<'a> {
     Centroids(Centroids),
 }
 
-/// Writes `<stem>.png` (input | overlay | prediction | legend) for every image.
+/// Writes `<stem>.png` (input | overlay | prediction | legend, at the input's size and
+/// aspect) for every image.
 pub fn infer(run_dir: &Path, input: &Path, out: &Path) -> Result<usize> {
     let run = load_run(run_dir)?;
     let predictor = match run.method.classifier() {
@@ -135,7 +136,10 @@ pub fn infer(run_dir: &Path, input: &Path, out: &Path) -> Result<usize> {
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_else(|| "image".into());
-        save_prediction(&out.join(format!("{stem}.png")), &view, &pred, &names)?;
+        // Shown at the input's own size and aspect: the prediction is resized back.
+        let (w, h) = img.dimensions();
+        let pred = resize_labels(&pred, size as u32, size as u32, w, h)?;
+        save_prediction(&out.join(format!("{stem}.png")), &img, &pred, &names)?;
     }
     Ok(files.len())
 }

@@ -15,7 +15,7 @@ use crate::error::{Error, Result};
 use crate::eval::metrics::Scores;
 use crate::gpu::Gpu;
 use crate::report::plot::{line_plot, Series};
-use crate::report::visual::save_prediction;
+use crate::report::visual::{save_contact_sheet, save_prediction};
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Report {
@@ -322,6 +322,9 @@ pub fn read(dir: &Path) -> Result<Option<Report>> {
         .map_err(|e| Error::file(&p, e))
 }
 
+/// The run's predictions on its first validation images, as one grid.
+pub const CONTACT_SHEET: &str = "contact_sheet.png";
+
 /// Writes plots, pictures and reports into the run folder.
 pub fn write(
     dir: &RunDir,
@@ -350,6 +353,7 @@ pub fn write(
     )?;
     let pictures = dir.file("pictures");
     std::fs::create_dir_all(&pictures).map_err(|e| Error::file(&pictures, e))?;
+    let mut sheet = Vec::new();
     for (i, pred) in preds
         .iter()
         .enumerate()
@@ -357,12 +361,17 @@ pub fn write(
     {
         let batch = plain(gpu, val, &[i], exp.data.image_size)?;
         let id = val.get(i)?.id;
+        let image = batch.originals[0].clone();
         save_prediction(
             &pictures.join(format!("{id}.png")),
-            &batch.originals[0],
+            &image,
             pred,
             &val.class_names,
         )?;
+        sheet.push((image, pred.clone()));
+    }
+    if !sheet.is_empty() {
+        save_contact_sheet(&dir.file(CONTACT_SHEET), &sheet, &val.class_names)?;
     }
     let report = Report {
         name: exp.name.clone(),

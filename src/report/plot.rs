@@ -187,13 +187,7 @@ pub fn line_plot(
         x_label,
     );
     draw_text_mut(&mut img, black, 8, top - 22, small, &font, y_label);
-    let mut bytes = Vec::new();
-    img.write_to(
-        &mut std::io::Cursor::new(&mut bytes),
-        image::ImageFormat::Png,
-    )
-    .map_err(|e| Error::file(path, e))?;
-    crate::io::write_atomic(path, &bytes)
+    super::write_png(path, &img)
 }
 
 #[cfg(test)]

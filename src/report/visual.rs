@@ -4,11 +4,13 @@
 use std::path::Path;
 
 use ab_glyph::PxScale;
-use image::{Rgb, RgbImage};
+use image::imageops::{resize, FilterType};
+use image::{GrayImage, Rgb, RgbImage};
 use imageproc::drawing::{draw_filled_rect_mut, draw_text_mut};
 use imageproc::rect::Rect;
 
 use super::plot::font;
+use super::write_png;
 use crate::data::voc::{palette, IGNORE};
 use crate::error::{Error, Result};
 
@@ -52,8 +54,34 @@ pub fn legend(names: &[String], height: u32) -> Result<RgbImage> {
     Ok(img)
 }
 
-/// Saves [input | overlay | prediction | legend] side by side as one PNG.
-pub fn save_prediction(path: &Path, image: &RgbImage, pred: &[u8], names: &[String]) -> Result<()> {
+/// Pictures are enlarged (nearest, by a whole factor) until their longer side reaches
+/// this many pixels: a 64-pixel tile is too small to see.
+const READABLE_SIDE: u32 = 256;
+/// Side of a contact sheet's tiles and their columns.
+const SHEET_TILE: u32 = 128;
+const SHEET_COLUMNS: u32 = 4;
+
+/// The whole factor that brings the longer side of w x h to at least `side`.
+fn enlargement(w: u32, h: u32, side: u32) -> u32 {
+    side.div_ceil(w.max(h).max(1)).max(1)
+}
+
+fn enlarge(img: &RgbImage, k: u32) -> RgbImage {
+    resize(img, img.width() * k, img.height() * k, FilterType::Nearest)
+}
+
+/// A class map of `w` x `h` resized (nearest) to `to_w` x `to_h`.
+pub fn resize_labels(labels: &[u8], w: u32, h: u32, to_w: u32, to_h: u32) -> Result<Vec<u8>> {
+    let map = GrayImage::from_raw(w, h, labels.to_vec()).ok_or_else(|| {
+        Error::Usage(format!(
+            "a class map of {} pixels is not {w}x{h}",
+            labels.len()
+        ))
+    })?;
+    Ok(resize(&map, to_w, to_h, FilterType::Nearest).into_raw())
+}
+
+fn check_pixels(path: &Path, image: &RgbImage, pred: &[u8]) -> Result<()> {
     let (w, h) = image.dimensions();
     if pred.len() != (w * h) as usize {
         return Err(Error::file(
@@ -61,21 +89,95 @@ pub fn save_prediction(path: &Path, image: &RgbImage, pred: &[u8], names: &[Stri
             format!("prediction has {} pixels, image {w}x{h}", pred.len()),
         ));
     }
-    let legend = legend(names, h)?;
+    Ok(())
+}
+
+/// Saves [input | overlay | prediction | legend] side by side as one PNG, enlarged
+/// to a readable size.
+pub fn save_prediction(path: &Path, image: &RgbImage, pred: &[u8], names: &[String]) -> Result<()> {
+    check_pixels(path, image, pred)?;
+    let (w, h) = image.dimensions();
+    let k = enlargement(w, h, READABLE_SIDE);
+    let (sw, sh) = (w * k, h * k);
+    let legend = legend(names, sh)?;
     let mut out = RgbImage::from_pixel(
-        3 * w + legend.width(),
-        h.max(legend.height()),
+        3 * sw + legend.width(),
+        sh.max(legend.height()),
         Rgb([255, 255, 255]),
     );
-    image::imageops::replace(&mut out, image, 0, 0);
-    image::imageops::replace(&mut out, &overlay(image, pred, 0.5), w as i64, 0);
-    image::imageops::replace(&mut out, &colorize(pred, w, h), 2 * w as i64, 0);
-    image::imageops::replace(&mut out, &legend, 3 * w as i64, 0);
-    let mut bytes = Vec::new();
-    out.write_to(
-        &mut std::io::Cursor::new(&mut bytes),
-        image::ImageFormat::Png,
-    )
-    .map_err(|e| Error::file(path, e))?;
-    crate::io::write_atomic(path, &bytes)
+    image::imageops::replace(&mut out, &enlarge(image, k), 0, 0);
+    image::imageops::replace(
+        &mut out,
+        &enlarge(&overlay(image, pred, 0.5), k),
+        sw as i64,
+        0,
+    );
+    image::imageops::replace(
+        &mut out,
+        &enlarge(&colorize(pred, w, h), k),
+        2 * sw as i64,
+        0,
+    );
+    image::imageops::replace(&mut out, &legend, 3 * sw as i64, 0);
+    write_png(path, &out)
+}
+
+/// Saves the overlays of several predictions as one grid (a run's contact sheet),
+/// each tile enlarged to about [`SHEET_TILE`] pixels, with the legend beside it.
+pub fn save_contact_sheet(
+    path: &Path,
+    items: &[(RgbImage, Vec<u8>)],
+    names: &[String],
+) -> Result<()> {
+    let Some((first, _)) = items.first() else {
+        return Err(Error::file(
+            path,
+            "a contact sheet needs at least one picture",
+        ));
+    };
+    let (w, h) = first.dimensions();
+    let k = enlargement(w, h, SHEET_TILE);
+    let (tw, th) = (w * k, h * k);
+    let columns = SHEET_COLUMNS.min(items.len() as u32);
+    let rows = (items.len() as u32).div_ceil(columns);
+    let legend = legend(names, rows * th)?;
+    let mut out = RgbImage::from_pixel(
+        columns * tw + legend.width(),
+        (rows * th).max(legend.height()),
+        Rgb([255, 255, 255]),
+    );
+    for (i, (image, pred)) in items.iter().enumerate() {
+        check_pixels(path, image, pred)?;
+        if image.dimensions() != (w, h) {
+            return Err(Error::file(
+                path,
+                "contact sheet pictures must share one size",
+            ));
+        }
+        let (col, row) = (i as u32 % columns, i as u32 / columns);
+        let tile = enlarge(&overlay(image, pred, 0.5), k);
+        image::imageops::replace(&mut out, &tile, (col * tw) as i64, (row * th) as i64);
+    }
+    image::imageops::replace(&mut out, &legend, (columns * tw) as i64, 0);
+    write_png(path, &out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn small_pictures_are_enlarged_by_a_whole_factor() {
+        assert_eq!(enlargement(64, 64, READABLE_SIDE), 4);
+        assert_eq!(enlargement(100, 60, READABLE_SIDE), 3);
+        assert_eq!(enlargement(451, 300, READABLE_SIDE), 1);
+    }
+
+    #[test]
+    fn class_maps_resize_by_nearest_neighbour() {
+        let labels = [1, 2, 3, 4];
+        let big = resize_labels(&labels, 2, 2, 4, 2).unwrap();
+        assert_eq!(big, [1, 1, 2, 2, 3, 3, 4, 4]);
+        assert!(resize_labels(&labels, 3, 2, 4, 4).is_err());
+    }
 }
