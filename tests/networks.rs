@@ -27,7 +27,7 @@ fn dilated_resnet18_with_aspp_runs_forward_and_backward() {
     let gpu = Gpu::shared().unwrap();
     let mut b = Builder::new(&gpu, 1);
     let backbone = ResNet::new(&mut b, Depth::R18, 8, 1.0).unwrap();
-    let head = deeplab_head(&mut b, backbone.out_channels(), &[6, 12, 18], 256, 5).unwrap();
+    let head = deeplab_head(&mut b, backbone.out_channels(), &[6, 12, 18], 256, 5, 0.5).unwrap();
     let x = random_input(&gpu, &[2, 3, 64, 64]);
     let features = backbone.forward(&x).unwrap();
     assert_eq!(features.shape(), vec![2, 512, 8, 8], "output stride 8");
@@ -102,7 +102,7 @@ fn resnet_convolutions_start_as_torchvision_initialises_them() {
 fn resnet_with_head(gpu: &Gpu, seed: u64) -> Sequential {
     let mut b = Builder::new(gpu, seed);
     let backbone = ResNet::new(&mut b, Depth::R18, 8, 0.25).unwrap();
-    let head = deeplab_head(&mut b, backbone.out_channels(), &[2, 4], 16, 3).unwrap();
+    let head = deeplab_head(&mut b, backbone.out_channels(), &[2, 4], 16, 3, 0.5).unwrap();
     Sequential::new(vec![Box::new(backbone), Box::new(head)])
 }
 

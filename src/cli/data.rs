@@ -59,6 +59,9 @@ enum DataAction {
         /// Smallest and largest garment box side, as fractions of the image side.
         #[arg(long, num_args = 2, value_names = ["LOW", "HIGH"], default_values_t = [0.5, 0.8])]
         object_scale: Vec<f32>,
+        /// Contrast of the texture on each garment: 1 bold, 0 plain colour.
+        #[arg(long, default_value_t = 1.0)]
+        garment_texture: f32,
     },
 }
 
@@ -116,8 +119,14 @@ pub fn run(a: DataCli) -> Result<ExitCode> {
         DataAction::Garments {
             common,
             object_scale,
+            garment_texture,
         } => {
             common.check("garments")?;
+            if !(0.0..=1.0).contains(&garment_texture) {
+                return Err(Error::Usage(format!(
+                    "wgseg data garments: --garment-texture {garment_texture} must lie in [0, 1]"
+                )));
+            }
             let (lo, hi) = (object_scale[0], object_scale[1]);
             if !(lo > 0.0 && lo <= hi && hi <= 1.0) {
                 return Err(Error::Usage(format!(
@@ -130,6 +139,7 @@ pub fn run(a: DataCli) -> Result<ExitCode> {
                 seed: common.seed,
                 max_objects: common.max_objects,
                 object_scale: [lo, hi],
+                garment_texture,
             };
             let set = GarmentSet::open(spec, common.train)?;
             common.write(|i| set.sample(i))

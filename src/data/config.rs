@@ -64,6 +64,10 @@ pub enum DataSource {
         /// Range of a garment's box side as a fraction of the image side.
         #[serde(default = "default_object_scale")]
         object_scale: [f64; 2],
+        /// Contrast of the texture painted on each garment: 1 bold, 0 plain colour (the
+        /// garment's own shading only).
+        #[serde(default = "full_contrast")]
+        garment_texture: f64,
         #[serde(default = "default_style")]
         style: Style,
         #[serde(default)]

@@ -122,15 +122,22 @@ fn open_source(
             size,
             max_objects,
             object_scale,
+            garment_texture,
             style,
             seed,
         } => {
+            if !(0.0..=1.0).contains(garment_texture) {
+                return Err(Error::Usage(format!(
+                    "data.source.garment_texture: {garment_texture} must lie in [0, 1]"
+                )));
+            }
             let spec = GarmentSpec {
                 size: *size,
                 style: *style,
                 seed: *seed,
                 max_objects: *max_objects,
                 object_scale: object_scale.map(|v| v as f32),
+                garment_texture: *garment_texture as f32,
             };
             let set = GarmentSet::open(spec, *train)?;
             generated(source, *train, *val, saliency_range, tick, |i| {

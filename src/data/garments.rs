@@ -39,6 +39,8 @@ pub struct GarmentSpec {
     pub max_objects: usize,
     /// Side of an object's 28 x 28 garment box as a fraction of the image side.
     pub object_scale: [f32; 2],
+    /// Contrast of the texture on each garment: 1 bold, 0 plain colour.
+    pub garment_texture: f32,
 }
 
 struct Placed<'a> {
@@ -100,7 +102,7 @@ pub fn generate(spec: &GarmentSpec, pool: &Garments, index: u64) -> Sample {
                 y0: rng.random_range(0.0..=(sz - side).max(0.0)),
                 side,
                 mirrored: rng.random_bool(0.5),
-                texture: texture(&mut rng, spec.style, 1.0, None),
+                texture: texture(&mut rng, spec.style, spec.garment_texture, None),
             }
         })
         .collect();
@@ -157,6 +159,7 @@ mod tests {
             seed: 3,
             max_objects: 2,
             object_scale: [0.5, 0.8],
+            garment_texture: 1.0,
         }
     }
 
@@ -211,6 +214,34 @@ mod tests {
         }
         for (class, c) in channels.iter().enumerate().skip(1) {
             assert_eq!(c, &[true; 3], "{} shows too few hues", CLASSES[class]);
+        }
+    }
+
+    #[test]
+    fn plain_garments_differ_from_textured_ones_only_inside_the_garments() {
+        let pool = Garments::open(Split::Train).unwrap();
+        let plain = GarmentSpec {
+            garment_texture: 0.0,
+            ..spec(Style::A)
+        };
+        for i in 0..10 {
+            let (t, p) = (
+                generate(&spec(Style::A), &pool, i),
+                generate(&plain, &pool, i),
+            );
+            assert_eq!(
+                t.label, p.label,
+                "sample {i}: the same garments in the same places"
+            );
+            let mut inside_differs = false;
+            for ((a, b), &l) in t.image.pixels().zip(p.image.pixels()).zip(&t.label) {
+                if l == 0 {
+                    assert_eq!(a, b, "sample {i}: the background is untouched");
+                } else {
+                    inside_differs |= a != b;
+                }
+            }
+            assert!(inside_differs, "sample {i}");
         }
     }
 }

@@ -108,6 +108,7 @@ impl Aspp {
         in_channels: usize,
         rates: &[usize],
         out_channels: usize,
+        dropout: f64,
     ) -> Result<Aspp> {
         let mut convs: Vec<Box<dyn Module>> =
             vec![Box::new(conv_bn_relu(b, in_channels, out_channels, 1, 1)?)];
@@ -129,7 +130,11 @@ impl Aspp {
             bn: BatchNorm2d::new(b, out_channels)?,
         }));
         let mut project = conv_bn_relu(b, convs.len() * out_channels, out_channels, 1, 1)?;
-        project.layers.push(Box::new(Dropout::new(b, 0.5)));
+        // Drawn even when unused, so that the layers after it start from the same weights.
+        let drop = Dropout::new(b, dropout);
+        if dropout > 0.0 {
+            project.layers.push(Box::new(drop));
+        }
         Ok(Aspp { convs, project })
     }
 }
@@ -167,8 +172,9 @@ pub fn deeplab_head(
     rates: &[usize],
     hidden: usize,
     out_channels: usize,
+    dropout: f64,
 ) -> Result<Sequential> {
-    let aspp = Aspp::new(b, in_channels, rates, hidden)?;
+    let aspp = Aspp::new(b, in_channels, rates, hidden, dropout)?;
     let mid = conv_bn_relu(b, hidden, hidden, 3, 1)?;
     let last = Conv2d::new(b, hidden, out_channels, 1, ConvOpts::default())?;
     let mut layers: Vec<Box<dyn Module>> = vec![Box::new(aspp)];

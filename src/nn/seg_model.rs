@@ -46,6 +46,10 @@ pub struct ModelCfg {
     /// Output channels of the head (embedding dimension).
     #[serde(default = "default_embed")]
     pub embed_dim: usize,
+    /// Dropout probability after the ASPP projection (torchvision's DeepLabV3: 0.5);
+    /// 0 leaves it out.
+    #[serde(default = "default_dropout")]
+    pub dropout: f64,
     /// A safetensors checkpoint with PyTorch state_dict names for the backbone.
     pub pretrained: Option<PathBuf>,
 }
@@ -64,6 +68,9 @@ fn default_aspp_rates() -> Vec<usize> {
 }
 fn default_hidden() -> usize {
     256
+}
+fn default_dropout() -> f64 {
+    0.5
 }
 fn default_embed() -> usize {
     32
@@ -111,12 +118,19 @@ impl SegModel {
                 Backbone::MobileNet(MobileNetV2::new(b, cfg.width, cfg.output_stride, None)?)
             }
         };
+        if !(0.0..1.0).contains(&cfg.dropout) {
+            return Err(Error::Usage(format!(
+                "model.dropout: {} must lie in [0, 1)",
+                cfg.dropout
+            )));
+        }
         let head = deeplab_head(
             b,
             backbone.out_channels(),
             &cfg.aspp_rates,
             cfg.head_channels,
             out_channels,
+            cfg.dropout,
         )?;
         let model = SegModel {
             backbone,
