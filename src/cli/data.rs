@@ -122,11 +122,6 @@ pub fn run(a: DataCli) -> Result<ExitCode> {
             garment_texture,
         } => {
             common.check("garments")?;
-            if !(0.0..=1.0).contains(&garment_texture) {
-                return Err(Error::Usage(format!(
-                    "wgseg data garments: --garment-texture {garment_texture} must lie in [0, 1]"
-                )));
-            }
             let (lo, hi) = (object_scale[0], object_scale[1]);
             if !(lo > 0.0 && lo <= hi && hi <= 1.0) {
                 return Err(Error::Usage(format!(

@@ -126,11 +126,6 @@ fn open_source(
             style,
             seed,
         } => {
-            if !(0.0..=1.0).contains(garment_texture) {
-                return Err(Error::Usage(format!(
-                    "data.source.garment_texture: {garment_texture} must lie in [0, 1]"
-                )));
-            }
             let spec = GarmentSpec {
                 size: *size,
                 style: *style,

@@ -11,7 +11,7 @@ use rand::Rng;
 
 use super::fashion_mnist::{Garment, Garments, Split, SIDE};
 use super::synthetic::{compose, sample_rng, texture, Sample, Style};
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// Class names; index 0 is the background.
 pub const CLASSES: [&str; 6] = [
@@ -131,6 +131,12 @@ pub struct GarmentSet {
 
 impl GarmentSet {
     pub fn open(spec: GarmentSpec, train: usize) -> Result<GarmentSet> {
+        if !(0.0..=1.0).contains(&spec.garment_texture) {
+            return Err(Error::Usage(format!(
+                "garments: garment_texture {} must lie in [0, 1]",
+                spec.garment_texture
+            )));
+        }
         Ok(GarmentSet {
             spec,
             train,
@@ -243,5 +249,15 @@ mod tests {
             }
             assert!(inside_differs, "sample {i}");
         }
+    }
+
+    #[test]
+    fn a_garment_texture_outside_0_to_1_is_refused() {
+        let bad = GarmentSpec {
+            garment_texture: 1.5,
+            ..spec(Style::A)
+        };
+        let e = GarmentSet::open(bad, 4).err().unwrap().to_string();
+        assert!(e.contains("garment_texture 1.5"), "{e}");
     }
 }

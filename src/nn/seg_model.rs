@@ -107,6 +107,12 @@ impl SegModel {
     /// Builds the network of `cfg` with `out_channels` outputs, weights from `seed`,
     /// and the backbone loaded from `cfg.pretrained` when given.
     pub fn build(b: &mut Builder, cfg: &ModelCfg, out_channels: usize) -> Result<SegModel> {
+        if !(0.0..1.0).contains(&cfg.dropout) {
+            return Err(Error::Usage(format!(
+                "model.dropout: {} must lie in [0, 1)",
+                cfg.dropout
+            )));
+        }
         let backbone = match cfg.backbone {
             BackboneKind::Resnet => Backbone::ResNet(ResNet::new(
                 b,
@@ -118,12 +124,6 @@ impl SegModel {
                 Backbone::MobileNet(MobileNetV2::new(b, cfg.width, cfg.output_stride, None)?)
             }
         };
-        if !(0.0..1.0).contains(&cfg.dropout) {
-            return Err(Error::Usage(format!(
-                "model.dropout: {} must lie in [0, 1)",
-                cfg.dropout
-            )));
-        }
         let head = deeplab_head(
             b,
             backbone.out_channels(),
