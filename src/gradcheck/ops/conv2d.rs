@@ -230,7 +230,18 @@ fn cases(r: &mut StdRng) -> Vec<Case> {
             bias: false,
             ..BASE
         },
-        // 1x1, stride 1, no bias: computed as matmuls (pointwise.rs).
+        // 1x1, stride 1, no bias: computed as matmuls (pointwise.rs), for one image
+        // (no sum over the batch) and for two.
+        Setup {
+            n: 1,
+            cin: 4,
+            cout: 6,
+            hw: [3, 5],
+            k: [1, 1],
+            padding: [0, 0],
+            bias: false,
+            ..BASE
+        },
         Setup {
             cin: 5,
             cout: 7,

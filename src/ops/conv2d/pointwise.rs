@@ -65,5 +65,8 @@ pub(super) fn weight_grad(grad_out: &Tensor, input: &Tensor, g: &Conv2dGeometry)
         hw,
         g.cin,
     )?;
+    if g.n == 1 {
+        return per_image.reshape(&g.weight_shape());
+    }
     reduce_sum("conv2d", &per_image, &[0], false, 1.0)?.reshape(&g.weight_shape())
 }
