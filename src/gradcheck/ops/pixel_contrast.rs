@@ -76,13 +76,25 @@ fn cases(r: &mut StdRng) -> Vec<Case> {
         (9, 37, 4, 4, "0.1"),
         (3, 261, 2, 2, "0.2"),
     ] {
-        let mut inputs = vec![
-            ("features", unit_rows(r, n, d)),
-            ("labels", labels(r, n, classes)),
-        ];
-        if m > 0 {
-            inputs.push(("memory_features", unit_rows(r, m, d)));
-            inputs.push(("memory_labels", labels(r, m, classes)));
+        let features = unit_rows(r, n, d);
+        let mut anchor_labels = labels(r, n, classes);
+        let memory_features = (m > 0).then(|| unit_rows(r, m, d));
+        let mut memory_labels = labels(r, m, classes);
+        // With one class drawn for every row there are no negatives and the loss is 0,
+        // where a relative error says nothing: such a draw is made again.
+        while anchor_labels
+            .data
+            .iter()
+            .chain(&memory_labels.data)
+            .all(|&l| l == anchor_labels.data[0])
+        {
+            anchor_labels = labels(r, n, classes);
+            memory_labels = labels(r, m, classes);
+        }
+        let mut inputs = vec![("features", features), ("labels", anchor_labels)];
+        if let Some(mf) = memory_features {
+            inputs.push(("memory_features", mf));
+            inputs.push(("memory_labels", memory_labels));
         }
         out.push(case(inputs, &[("temperature", t)]));
     }
