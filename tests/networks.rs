@@ -259,6 +259,38 @@ fn mobilenet_output_stride_and_train_eval_switch() {
 }
 
 #[test]
+fn a_shortened_mobilenet_keeps_torchvisions_first_layers_and_their_weights() {
+    let gpu = Gpu::shared().unwrap();
+    let mut b = Builder::new(&gpu, 3);
+    let net = MobileNetV2::features_only(&mut b, 1.0, 16, 14).unwrap();
+    assert_eq!(net.out_channels(), 96);
+    let names: Vec<String> = state_dict(&net).into_iter().map(|(n, _)| n).collect();
+    assert!(
+        names.iter().any(|n| n.starts_with("features.13.")),
+        "{names:?}"
+    );
+    assert!(
+        !names.iter().any(|n| n.starts_with("features.14.")),
+        "{names:?}"
+    );
+    // The ImageNet file holds all 19 layers and the classifier: the rest is ignored.
+    let file = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("assets/pretrained/mobilenet_v2_imagenet.safetensors");
+    let extra = checkpoint::load(&net, &file, false).unwrap();
+    assert!(
+        extra.iter().any(|n| n.starts_with("features.18.")),
+        "{extra:?}"
+    );
+    let x = random_input(&gpu, &[1, 3, 64, 64]);
+    assert_eq!(net.features(&x).unwrap().shape(), [1, 96, 4, 4]);
+    let e = MobileNetV2::features_only(&mut b, 1.0, 16, 20)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("feature_layers 20 must lie in 1..=19"), "{e}");
+}
+
+#[test]
 fn projection_head_gives_unit_embeddings_per_pixel() {
     let gpu = Gpu::shared().unwrap();
     let mut b = Builder::new(&gpu, 9);

@@ -20,6 +20,7 @@ fn a_warm_quickstart_step_allocates_nothing_submits_once_and_reads_nothing() {
         "data.image_size=32",
         "data.batch_size=4",
         "model.width=0.125",
+        "model.pretrained=null",
         "model.head_channels=8",
         "model.embed_dim=8",
         "method.queue_size=8",

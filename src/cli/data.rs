@@ -62,6 +62,9 @@ enum DataAction {
         /// Contrast of the texture on each garment: 1 bold, 0 plain colour.
         #[arg(long, default_value_t = 1.0)]
         garment_texture: f32,
+        /// Contrast of the background's texture: 1 bold, 0 plain colour.
+        #[arg(long, default_value_t = 1.0)]
+        background_texture: f32,
     },
 }
 
@@ -120,6 +123,7 @@ pub fn run(a: DataCli) -> Result<ExitCode> {
             common,
             object_scale,
             garment_texture,
+            background_texture,
         } => {
             common.check("garments")?;
             let (lo, hi) = (object_scale[0], object_scale[1]);
@@ -135,6 +139,7 @@ pub fn run(a: DataCli) -> Result<ExitCode> {
                 max_objects: common.max_objects,
                 object_scale: [lo, hi],
                 garment_texture,
+                background_texture,
             };
             let set = GarmentSet::open(spec, common.train)?;
             common.write(|i| set.sample(i))

@@ -68,6 +68,10 @@ pub enum DataSource {
         /// garment's own shading only).
         #[serde(default = "full_contrast")]
         garment_texture: f64,
+        /// Contrast of the background's texture: 1 bold, 0 plain colour (then nothing
+        /// but its colour tells one image's background from another's).
+        #[serde(default = "full_contrast")]
+        background_texture: f64,
         #[serde(default = "default_style")]
         style: Style,
         #[serde(default)]

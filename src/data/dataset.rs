@@ -123,6 +123,7 @@ fn open_source(
             max_objects,
             object_scale,
             garment_texture,
+            background_texture,
             style,
             seed,
         } => {
@@ -133,6 +134,7 @@ fn open_source(
                 max_objects: *max_objects,
                 object_scale: object_scale.map(|v| v as f32),
                 garment_texture: *garment_texture as f32,
+                background_texture: *background_texture as f32,
             };
             let set = GarmentSet::open(spec, *train)?;
             generated(source, *train, *val, saliency_range, tick, |i| {

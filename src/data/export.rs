@@ -116,6 +116,7 @@ mod tests {
             max_objects: 2,
             object_scale: [0.5, 0.8],
             garment_texture: 1.0,
+            background_texture: 1.0,
         };
         let set = GarmentSet::open(spec, 3).unwrap();
         write_generated(&root, 3, 2, |i| set.sample(i), &mut || {}).unwrap();

@@ -41,6 +41,8 @@ pub struct GarmentSpec {
     pub object_scale: [f32; 2],
     /// Contrast of the texture on each garment: 1 bold, 0 plain colour.
     pub garment_texture: f32,
+    /// Contrast of the background's texture: 1 bold, 0 plain colour.
+    pub background_texture: f32,
 }
 
 struct Placed<'a> {
@@ -87,7 +89,7 @@ pub fn generate(spec: &GarmentSpec, pool: &Garments, index: u64) -> Sample {
     let mut rng = sample_rng(spec.seed, spec.style, index, SALT);
     let n = spec.size;
     let sz = n as f32;
-    let background = texture(&mut rng, spec.style, 1.0, None);
+    let background = texture(&mut rng, spec.style, spec.background_texture, None);
     let count = rng.random_range(1..=spec.max_objects.max(1));
     let [lo, hi] = spec.object_scale;
     let placed: Vec<Placed> = (0..count)
@@ -131,11 +133,15 @@ pub struct GarmentSet {
 
 impl GarmentSet {
     pub fn open(spec: GarmentSpec, train: usize) -> Result<GarmentSet> {
-        if !(0.0..=1.0).contains(&spec.garment_texture) {
-            return Err(Error::Usage(format!(
-                "garments: garment_texture {} must lie in [0, 1]",
-                spec.garment_texture
-            )));
+        for (key, v) in [
+            ("garment_texture", spec.garment_texture),
+            ("background_texture", spec.background_texture),
+        ] {
+            if !(0.0..=1.0).contains(&v) {
+                return Err(Error::Usage(format!(
+                    "garments: {key} {v} must lie in [0, 1]"
+                )));
+            }
         }
         Ok(GarmentSet {
             spec,
@@ -166,6 +172,7 @@ mod tests {
             max_objects: 2,
             object_scale: [0.5, 0.8],
             garment_texture: 1.0,
+            background_texture: 1.0,
         }
     }
 
@@ -252,12 +259,52 @@ mod tests {
     }
 
     #[test]
-    fn a_garment_texture_outside_0_to_1_is_refused() {
-        let bad = GarmentSpec {
-            garment_texture: 1.5,
+    fn a_plain_background_is_one_colour_behind_the_same_garments() {
+        let pool = Garments::open(Split::Train).unwrap();
+        let plain = GarmentSpec {
+            background_texture: 0.0,
             ..spec(Style::A)
         };
-        let e = GarmentSet::open(bad, 4).err().unwrap().to_string();
-        assert!(e.contains("garment_texture 1.5"), "{e}");
+        for i in 0..10 {
+            let (t, p) = (
+                generate(&spec(Style::A), &pool, i),
+                generate(&plain, &pool, i),
+            );
+            assert_eq!(t.label, p.label, "sample {i}");
+            let background: Vec<_> = p
+                .image
+                .pixels()
+                .zip(&p.label)
+                .filter(|(_, &l)| l == 0)
+                .map(|(px, _)| *px)
+                .collect();
+            assert!(
+                background.windows(2).all(|w| w[0] == w[1]),
+                "sample {i}: the background has more than one colour"
+            );
+        }
+    }
+
+    #[test]
+    fn a_texture_contrast_outside_0_to_1_is_refused() {
+        for (bad, key) in [
+            (
+                GarmentSpec {
+                    garment_texture: 1.5,
+                    ..spec(Style::A)
+                },
+                "garment_texture 1.5",
+            ),
+            (
+                GarmentSpec {
+                    background_texture: -0.5,
+                    ..spec(Style::A)
+                },
+                "background_texture -0.5",
+            ),
+        ] {
+            let e = GarmentSet::open(bad, 4).err().unwrap().to_string();
+            assert!(e.contains(key), "{e}");
+        }
     }
 }

@@ -237,7 +237,7 @@ pub fn probe(
 /// The `model` of the record of [`evaluate_backbone`].
 pub const BACKBONE: &str = "backbone";
 
-/// The metrics.jsonl record of an evaluation of `model` ("random_init", "trained").
+/// The metrics.jsonl record of an evaluation of `model` ("start", "trained").
 pub fn record(step: usize, model: &str, eval: &Evaluation, probe: Option<&Scores>) -> Value {
     let mut r = json!({"step": step, "kind": "eval", "model": model});
     r[eval.key()] = json!(eval);

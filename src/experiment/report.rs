@@ -26,14 +26,14 @@ pub struct Report {
     pub seconds: f64,
     pub class_names: Vec<String>,
     /// Evaluation of the network before training (same protocol and seeds).
-    pub random_init: Option<Evaluation>,
+    pub start: Option<Evaluation>,
     /// K-means over the backbone's own features before training, with the dataset's
     /// masks: what the embeddings have to beat (embedding methods only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backbone: Option<Evaluation>,
     pub trained: Evaluation,
     /// Linear probe on the frozen embeddings, before and after training.
-    pub probe_random_init: Option<Scores>,
+    pub probe_start: Option<Scores>,
     pub probe_trained: Option<Scores>,
     /// The experiment's baselines, trained with the same seed and budget.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -87,7 +87,7 @@ fn stage_table(r: &Report) -> String {
         "\n## After each stage\n\n| stage | step | {} (%) | pixel accuracy (%) | change (mIoU points) |\n|---|---|---|---|---|\n",
         r.trained.heading()
     );
-    let mut before = r.random_init.as_ref().map(Evaluation::miou);
+    let mut before = r.start.as_ref().map(Evaluation::miou);
     for st in &r.stages {
         let change = before
             .map(|b| format!("{:+.2}", 100.0 * (st.eval.miou() - b)))
@@ -213,8 +213,8 @@ fn markdown(r: &Report) -> String {
             seeds(e)
         ));
     };
-    if let Some(e) = &r.random_init {
-        row("random init", e);
+    if let Some(e) = &r.start {
+        row("start (before training)", e);
     }
     if let Some(e) = &r.backbone {
         row("backbone features (dataset masks)", e);
@@ -222,9 +222,9 @@ fn markdown(r: &Report) -> String {
     row("trained", &r.trained);
     if let Some(p) = &r.probe_trained {
         s.push_str("\n| model | linear probe mIoU (%) | pixel accuracy (%) |\n|---|---|---|\n");
-        if let Some(q) = &r.probe_random_init {
+        if let Some(q) = &r.probe_start {
             s.push_str(&format!(
-                "| random init | {} | {} |\n",
+                "| start (before training) | {} | {} |\n",
                 pct(q.miou),
                 pct(q.pixel_accuracy)
             ));
@@ -336,7 +336,7 @@ pub fn write(
 ) -> Result<Report> {
     let records = dir.records()?;
     let metrics = dir.file(super::run_dir::METRICS);
-    let first = records.iter().find(|r| r["model"] == "random_init");
+    let first = records.iter().find(|r| r["model"] == "start");
     let last = records
         .iter()
         .rev()
@@ -380,13 +380,13 @@ pub fn write(
         steps: exp.schedule.iters,
         seconds,
         class_names: val.class_names.clone(),
-        random_init: first.and_then(Evaluation::from_record),
+        start: first.and_then(Evaluation::from_record),
         backbone: records
             .iter()
             .find(|r| r["model"] == BACKBONE)
             .and_then(Evaluation::from_record),
         trained,
-        probe_random_init: first.and_then(probe),
+        probe_start: first.and_then(probe),
         probe_trained: probe(last),
         baselines: Vec::new(),
         stages: stage_scores(&records),
@@ -409,8 +409,8 @@ pub fn write_with_baselines(
 
 /// The lines a person reads at the end of a run.
 pub fn print_summary(r: &Report) {
-    if let Some(e) = &r.random_init {
-        println!("random init     {}", e.summary());
+    if let Some(e) = &r.start {
+        println!("start           {}", e.summary());
     }
     if let Some(e) = &r.backbone {
         println!(
@@ -424,9 +424,9 @@ pub fn print_summary(r: &Report) {
     println!("trained         {}", r.trained.summary());
     if let Some(p) = &r.probe_trained {
         let before = r
-            .probe_random_init
+            .probe_start
             .as_ref()
-            .map(|q| format!(" (random init {})", pct(q.miou)))
+            .map(|q| format!(" (start {})", pct(q.miou)))
             .unwrap_or_default();
         println!("linear probe    mIoU {}{before}", pct(p.miou));
     }

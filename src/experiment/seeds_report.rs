@@ -88,7 +88,7 @@ fn arm(name: &str, overrides: &[String], reports: &[&Report]) -> Result<Arm> {
     Ok(Arm {
         name: name.to_string(),
         overrides: overrides.to_vec(),
-        start: all(|r| r.random_init.as_ref()),
+        start: all(|r| r.start.as_ref()),
         backbone: all(|r| r.backbone.as_ref()),
         trained: Spread::of(&trained),
         seconds_mean: mean_std(&seconds).0,

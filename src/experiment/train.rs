@@ -74,10 +74,10 @@ fn run_arm(
     };
     let started = Instant::now();
     if start == 0 {
-        let random = evaluate(gpu, method.as_ref(), exp, val_set)?.eval;
+        let before = evaluate(gpu, method.as_ref(), exp, val_set)?.eval;
         let p = probe(gpu, method.as_ref(), exp, &sets.train, val_set)?;
-        run.log(&record(0, "random_init", &random, p.as_ref()))?;
-        println!("random init     {}", random.summary());
+        run.log(&record(0, "start", &before, p.as_ref()))?;
+        println!("start           {}", before.summary());
         if let Some(b) = evaluate_backbone(gpu, method.as_ref(), exp, val_set)? {
             run.log(&record(0, BACKBONE, &b, None))?;
             println!(

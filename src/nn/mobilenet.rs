@@ -21,6 +21,9 @@ const SETTING: [(usize, usize, usize, usize); 7] = [
     (6, 320, 1, 1),
 ];
 
+/// Layers of torchvision's `features`: the stem, 17 inverted residuals, the last 1x1 conv.
+pub const FEATURE_LAYERS: usize = 19;
+
 /// torchvision's _make_divisible: round to a multiple of 8, never below 90% of `v`.
 fn make_divisible(v: f64) -> usize {
     let d = 8.0;
@@ -140,6 +143,27 @@ impl MobileNetV2 {
         output_stride: usize,
         num_classes: Option<usize>,
     ) -> Result<Self> {
+        let mut net = Self::features_only(b, width, output_stride, FEATURE_LAYERS)?;
+        net.classifier = match num_classes {
+            Some(n) => Some((
+                Dropout::new(b, 0.2),
+                Linear::new(b, net.out_channels, n, true)?,
+            )),
+            None => None,
+        };
+        Ok(net)
+    }
+
+    /// The first `layers` (1..=19) of torchvision's `features` and no classifier: a
+    /// shorter backbone ends on the mid-level features (e.g. 14: 96 channels at stride
+    /// 16), which are cheaper and, on small images, tell object categories apart better
+    /// than the last layer's.
+    pub fn features_only(
+        b: &mut Builder,
+        width: f64,
+        output_stride: usize,
+        layers: usize,
+    ) -> Result<Self> {
         if ![8, 16, 32].contains(&output_stride) {
             return Err(Error::Usage(format!(
                 "mobilenet_v2 output_stride {output_stride} is not one of 8, 16, 32"
@@ -150,12 +174,16 @@ impl MobileNetV2 {
                 "mobilenet_v2 width {width} must be > 0"
             )));
         }
+        if !(1..=FEATURE_LAYERS).contains(&layers) {
+            return Err(Error::Usage(format!(
+                "mobilenet_v2 feature_layers {layers} must lie in 1..={FEATURE_LAYERS}"
+            )));
+        }
         let mut input = make_divisible(32.0 * width);
-        let last = make_divisible(1280.0 * width.max(1.0));
-        let mut layers: Vec<Box<dyn Module>> =
+        let mut features: Vec<Box<dyn Module>> =
             vec![Box::new(conv_bn_relu6(b, 3, input, 3, 2, 1, 1)?)];
         let (mut current_stride, mut dilation) = (2, 1);
-        for (t, c, n, s) in SETTING {
+        'stages: for (t, c, n, s) in SETTING {
             let output = make_divisible(c as f64 * width);
             let previous_dilation = dilation;
             let stride = if current_stride == output_stride {
@@ -166,26 +194,29 @@ impl MobileNetV2 {
                 s
             };
             for i in 0..n {
+                if features.len() == layers {
+                    break 'stages;
+                }
                 let (st, dil) = if i == 0 {
                     (stride, previous_dilation)
                 } else {
                     (1, dilation)
                 };
-                layers.push(Box::new(InvertedResidual::new(
+                features.push(Box::new(InvertedResidual::new(
                     b, input, output, st, dil, t,
                 )?));
                 input = output;
             }
         }
-        layers.push(Box::new(conv_bn_relu6(b, input, last, 1, 1, 1, 1)?));
-        let classifier = match num_classes {
-            Some(n) => Some((Dropout::new(b, 0.2), Linear::new(b, last, n, true)?)),
-            None => None,
-        };
+        if features.len() < layers {
+            let last = make_divisible(1280.0 * width.max(1.0));
+            features.push(Box::new(conv_bn_relu6(b, input, last, 1, 1, 1, 1)?));
+            input = last;
+        }
         Ok(MobileNetV2 {
-            features: Sequential::new(layers),
-            classifier,
-            out_channels: last,
+            features: Sequential::new(features),
+            classifier: None,
+            out_channels: input,
         })
     }
 

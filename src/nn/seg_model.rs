@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::aspp::deeplab_head;
 use super::builder::Builder;
 use super::checkpoint;
-use super::mobilenet::MobileNetV2;
+use super::mobilenet::{MobileNetV2, FEATURE_LAYERS};
 use super::module::{join, Module, Sequential, State};
 use super::resnet::{Depth, ResNet};
 use crate::autograd::Var;
@@ -50,6 +50,10 @@ pub struct ModelCfg {
     /// 0 leaves it out.
     #[serde(default = "default_dropout")]
     pub dropout: f64,
+    /// MobileNetV2 only: how many of torchvision's 19 `features` layers to keep
+    /// (default all); 14 ends on the 96-channel blocks at stride 16.
+    #[serde(default)]
+    pub feature_layers: Option<usize>,
     /// A safetensors checkpoint with PyTorch state_dict names for the backbone.
     pub pretrained: Option<PathBuf>,
 }
@@ -113,16 +117,32 @@ impl SegModel {
                 cfg.dropout
             )));
         }
+        if let Some(l) = cfg
+            .feature_layers
+            .filter(|l| !(1..=FEATURE_LAYERS).contains(l))
+        {
+            return Err(Error::Usage(format!(
+                "model.feature_layers: {l} must lie in 1..={FEATURE_LAYERS}"
+            )));
+        }
         let backbone = match cfg.backbone {
+            BackboneKind::Resnet if cfg.feature_layers.is_some() => {
+                return Err(Error::Usage(
+                    "model.feature_layers applies to backbone: mobilenet_v2 only".into(),
+                ))
+            }
             BackboneKind::Resnet => Backbone::ResNet(ResNet::new(
                 b,
                 Depth::parse(cfg.depth)?,
                 cfg.output_stride,
                 cfg.width,
             )?),
-            BackboneKind::MobilenetV2 => {
-                Backbone::MobileNet(MobileNetV2::new(b, cfg.width, cfg.output_stride, None)?)
-            }
+            BackboneKind::MobilenetV2 => Backbone::MobileNet(MobileNetV2::features_only(
+                b,
+                cfg.width,
+                cfg.output_stride,
+                cfg.feature_layers.unwrap_or(FEATURE_LAYERS),
+            )?),
         };
         let head = deeplab_head(
             b,
