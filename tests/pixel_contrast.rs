@@ -159,7 +159,7 @@ fn bad_keys_fail_with_one_clear_line() {
         ("method.temperature=0", &["method.temperature: "][..]),
         (
             "baselines={../x: []}",
-            &["baselines.../x: a baseline's name names its folder"][..],
+            &["baselines.../x: \"../x\" must be one folder name"][..],
         ),
     ];
     for (set, want) in cases {

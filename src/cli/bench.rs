@@ -8,6 +8,11 @@ use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 
 pub fn run(filter: Option<String>, json: Option<PathBuf>, iters: usize) -> Result<ExitCode> {
+    if iters == 0 {
+        return Err(Error::Usage(
+            "wgseg bench: --iters must be at least 1 (the median of no runs is no figure)".into(),
+        ));
+    }
     let gpu = Gpu::new()?;
     let cases: Vec<_> = bench::all()
         .into_iter()

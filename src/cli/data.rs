@@ -68,6 +68,9 @@ enum DataAction {
     },
 }
 
+/// Largest side `wgseg data` generates: the images are drawn in memory one at a time.
+const MAX_SIDE: usize = 4096;
+
 impl Common {
     fn style(&self, command: &str) -> Result<Style> {
         match self.style.as_str() {
@@ -80,9 +83,12 @@ impl Common {
     }
 
     fn check(&self, command: &str) -> Result<()> {
-        if self.size < 8 || self.train + self.val == 0 || self.max_objects == 0 {
+        if !(8..=MAX_SIDE).contains(&self.size)
+            || self.train + self.val == 0
+            || self.max_objects == 0
+        {
             return Err(Error::Usage(format!(
-                "wgseg data {command}: need --size >= 8, some images and --max-objects >= 1"
+                "wgseg data {command}: need --size in 8..={MAX_SIDE}, some images and --max-objects >= 1"
             )));
         }
         Ok(())
@@ -109,6 +115,11 @@ pub fn run(a: DataCli) -> Result<ExitCode> {
             class_textures,
         } => {
             common.check("synth")?;
+            if !(0.0..=1.0).contains(&texture_contrast) {
+                return Err(Error::Usage(format!(
+                    "wgseg data synth: --texture-contrast {texture_contrast} must lie in [0, 1]"
+                )));
+            }
             let spec = SynthSpec {
                 size: common.size,
                 style: common.style("synth")?,

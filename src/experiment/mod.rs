@@ -8,6 +8,7 @@ mod datasets;
 mod dry_run;
 pub mod evaluate;
 pub mod infer;
+mod key_ranges;
 pub mod load;
 pub mod loaded_run;
 pub mod profile;

@@ -4,6 +4,7 @@
 use std::path::Path;
 
 use super::config::Experiment;
+use super::key_ranges;
 use super::load;
 use super::setup::method_setup;
 use super::stages::{self, Stage};
@@ -13,6 +14,7 @@ use crate::error::{Error, Result};
 
 /// Refuses values no run can use, naming the key.
 fn validate(exp: &Experiment) -> Result<()> {
+    key_ranges::check(exp)?;
     let bad = |key: &str, why: &str| Err(Error::Usage(format!("{key}: {why}")));
     if let Some(s) = exp
         .seeds
@@ -27,9 +29,6 @@ fn validate(exp: &Experiment) -> Result<()> {
             "data.batch_size",
             "must be at least 2 (the other images are the negatives)",
         );
-    }
-    if exp.data.image_size < 16 {
-        return bad("data.image_size", "must be at least 16");
     }
     if !(0.0..=180.0).contains(&exp.augment.rotation) {
         return bad("augment.rotation", "must be between 0 and 180 degrees");
@@ -119,13 +118,8 @@ pub struct BaselineArm {
 pub fn baselines(file: &Path, exp: &Experiment) -> Result<Vec<BaselineArm>> {
     let mut out = Vec::new();
     for (name, sets) in &exp.baselines {
-        let plain = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '-';
-        if name.is_empty() || !name.chars().all(plain) {
-            return Err(Error::file(
-                file,
-                format!("baselines.{name}: a baseline's name names its folder: use letters, digits, '_' and '-'"),
-            ));
-        }
+        key_ranges::check_folder_name(&format!("baselines.{name}"), name)
+            .map_err(|e| Error::file(file, e))?;
         let b = load::baseline(file, exp, name, sets)?;
         if b.seed != exp.seed || b.schedule.iters != exp.schedule.iters {
             return Err(Error::file(

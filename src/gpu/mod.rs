@@ -136,7 +136,7 @@ impl Gpu {
             info,
             pool: RefCell::new(BufferPool::default()),
             readback: RefCell::new(BufferPool::default()),
-            kernels: RefCell::new(KernelRegistry::new(shader_source::override_dir_from_env())),
+            kernels: RefCell::new(KernelRegistry::new(shader_source::override_dir_from_env()?)),
             pending: RefCell::new(Pending {
                 encoder: None,
                 params: Vec::new(),

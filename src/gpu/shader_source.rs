@@ -87,11 +87,22 @@ fn splice_includes(origin: &str, text: &str, override_dir: Option<&Path>) -> Res
     Ok(out)
 }
 
-/// The override directory from the environment, if set.
-pub fn override_dir_from_env() -> Option<PathBuf> {
-    std::env::var_os(SHADER_DIR_ENV)
+/// The override directory from the environment, if set; one that is not a directory
+/// is an error (ignoring it would run the built-in kernels in silence).
+pub fn override_dir_from_env() -> Result<Option<PathBuf>> {
+    let Some(dir) = std::env::var_os(SHADER_DIR_ENV)
         .filter(|v| !v.is_empty())
         .map(PathBuf::from)
+    else {
+        return Ok(None);
+    };
+    if !dir.is_dir() {
+        return Err(Error::file(
+            &dir,
+            format!("{SHADER_DIR_ENV} is not a directory"),
+        ));
+    }
+    Ok(Some(dir))
 }
 
 /// A parsed and validated shader.

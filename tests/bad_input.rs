@@ -1,0 +1,174 @@
+//! Bad experiment values as a hostile new user types them: each is refused before
+//! anything is written, with exit code 2 and one line that names the key, never a
+//! panic. Each case runs the real `wgseg train` (not --dry-run) on the tiny
+//! quickstart, so a value that slipped through would train and leave a run folder.
+
+mod common;
+
+use common::{scratch, stderr, tiny_quickstart};
+
+/// (override, what the one error line must contain)
+const CASES: &[(&str, &str)] = &[
+    (
+        "data.image_size=65536",
+        "data.image_size: 65536 must lie in 16..=4096",
+    ),
+    (
+        "data.source.size=0",
+        "data.source.size: 0 must lie in 16..=4096",
+    ),
+    ("data.source.val=0", "data.source.val: must be at least 1"),
+    (
+        "augment.crop_scale=[1.0, 0.3]",
+        "augment.crop_scale: [1, 0.3] must be [low, high]",
+    ),
+    ("augment.crop_scale=[-1, 0]", "augment.crop_scale: [-1, 0]"),
+    ("augment.hflip=2", "augment.hflip: 2 is not a probability"),
+    (
+        "augment.grayscale=-0.1",
+        "augment.grayscale: -0.1 is not a probability",
+    ),
+    (
+        "augment.color_jitter.hue=0.7",
+        "augment.color_jitter.hue: 0.7 must lie in [0, 0.5]",
+    ),
+    (
+        "augment.color_jitter.brightness=.nan",
+        "augment.color_jitter.brightness: NaN",
+    ),
+    ("optim.lr=.nan", "optim.lr: NaN must be a finite number > 0"),
+    ("optim.lr=.inf", "optim.lr: inf must be a finite number > 0"),
+    (
+        "optim.momentum=.nan",
+        "optim.momentum: NaN must lie in [0, 1)",
+    ),
+    (
+        "optim.weight_decay=-1",
+        "optim.weight_decay: -1 must be a finite number >= 0",
+    ),
+    (
+        "eval.kmeans.seeds=[]",
+        "eval.kmeans.seeds: must name at least one seed",
+    ),
+    (
+        "eval.kmeans.clusters=0",
+        "eval.kmeans.clusters: must be at least 1",
+    ),
+    (
+        "eval.kmeans.clusters=100000",
+        "100000 clusters need at least as many validation images, there are 12",
+    ),
+    (
+        "eval.kmeans.pca_dim=64",
+        "eval.kmeans.pca_dim: 64 is more than the embedding's 8",
+    ),
+    ("eval.linear_probe.lr=.inf", "eval.linear_probe.lr: inf"),
+    (
+        "data.source={kind: voc, root: /nonexistent, num_classes: 1}",
+        "data.source.num_classes: 1 must be at least 2",
+    ),
+    (
+        "data.source={kind: voc, root: /nonexistent, num_classes: 0}",
+        "data.source.num_classes: 0 must be at least 2",
+    ),
+    ("name=../../x", "name: \"../../x\" must be one folder name"),
+    (
+        "name=/tmp/elsewhere",
+        "name: \"/tmp/elsewhere\" must be one folder name",
+    ),
+    ("name=..", "name: \"..\" must be one folder name"),
+    ("name=''", "name: \"\" must be one folder name"),
+];
+
+#[test]
+fn bad_values_are_refused_in_one_line_naming_the_key_before_anything_is_written() {
+    for (i, (set, want)) in CASES.iter().enumerate() {
+        let out = scratch(&format!("bad_input_{i}"));
+        let o = common::run(&tiny_quickstart(&out, &["--set", set]));
+        let e = stderr(&o);
+        assert_eq!(o.status.code(), Some(2), "{set}: {e}");
+        assert!(!e.contains("panicked"), "{set}: {e}");
+        assert_eq!(e.trim().lines().count(), 1, "{set}: {e}");
+        assert!(e.contains(want), "{set}: wanted {want:?} in {e}");
+        let written: Vec<_> = std::fs::read_dir(&out).unwrap().collect();
+        assert!(written.is_empty(), "{set}: wrote {written:?}");
+    }
+}
+
+/// (arguments, environment, what the one error line must contain)
+type CliCase = (Vec<String>, Vec<(&'static str, &'static str)>, &'static str);
+
+#[test]
+fn bad_command_line_values_are_refused_in_one_line_and_write_nothing() {
+    let out = scratch("bad_input_cli");
+    let at = |name: &str| out.join(name).display().to_string();
+    let cases: Vec<CliCase> = vec![
+        (
+            vec![
+                "data".into(),
+                "synth".into(),
+                "--size".into(),
+                "100000".into(),
+                "--out".into(),
+                at("big"),
+            ],
+            vec![],
+            "--size in 8..=4096",
+        ),
+        (
+            vec![
+                "data".into(),
+                "synth".into(),
+                "--texture-contrast".into(),
+                "nan".into(),
+                "--out".into(),
+                at("nan"),
+            ],
+            vec![],
+            "--texture-contrast NaN must lie in [0, 1]",
+        ),
+        (
+            vec![
+                "data".into(),
+                "garments".into(),
+                "--background-texture".into(),
+                "2".into(),
+                "--out".into(),
+                at("bg"),
+            ],
+            vec![],
+            "background_texture 2 must lie in [0, 1]",
+        ),
+        (
+            vec![
+                "bench".into(),
+                "matmul".into(),
+                "--iters".into(),
+                "0".into(),
+            ],
+            vec![],
+            "--iters must be at least 1",
+        ),
+        (
+            vec!["shaders".into(), "check".into(), at("missing")],
+            vec![],
+            "shaders check: not a directory",
+        ),
+        (
+            vec!["shaders".into(), "check".into()],
+            vec![("WGSEG_SHADER_DIR", "/nonexistent/shaders")],
+            "WGSEG_SHADER_DIR is not a directory",
+        ),
+    ];
+    for (args, env, want) in &cases {
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        let o = common::wgseg(&refs, env);
+        let e = stderr(&o);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {e}");
+        assert!(!e.contains("panicked"), "{args:?}: {e}");
+        assert_eq!(e.trim().lines().count(), 1, "{args:?}: {e}");
+        assert!(e.contains(want), "{args:?}: wanted {want:?} in {e}");
+    }
+    let written: Vec<_> = std::fs::read_dir(&out).unwrap().collect();
+    assert!(written.is_empty(), "wrote {written:?}");
+}
