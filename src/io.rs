@@ -78,11 +78,20 @@ pub fn read_host(path: &Path) -> Result<Vec<(String, Vec<usize>, HostData)>> {
         .map_err(|e| Error::file(path, format!("not a safetensors file: {e}")))?;
     let mut out = Vec::new();
     for (name, view) in st.iter() {
-        out.push((
-            name.to_string(),
-            view.shape().to_vec(),
-            convert(path, name, &view)?,
-        ));
+        let data = convert(path, name, &view)?;
+        // relu and max would hide a NaN weight downstream; refuse it where it enters.
+        if let HostData::F32(v) = &data {
+            if let Some(i) = v.iter().position(|x| !x.is_finite()) {
+                return Err(Error::file(
+                    path,
+                    format!(
+                        "tensor {name}: element {i} is {}, not a finite number",
+                        v[i]
+                    ),
+                ));
+            }
+        }
+        out.push((name.to_string(), view.shape().to_vec(), data));
     }
     Ok(out)
 }
@@ -102,7 +111,19 @@ pub fn read(gpu: &Gpu, path: &Path) -> Result<Vec<(String, Tensor)>> {
         .map(|(name, shape, data)| {
             let shape = if shape.is_empty() { vec![1] } else { shape };
             let t = match data {
-                HostData::F32(v) => Tensor::from_slice(gpu, &v, &shape),
+                HostData::F32(v) => {
+                    // relu and max would hide a NaN weight; refuse it where it enters.
+                    if let Some(i) = v.iter().position(|x| !x.is_finite()) {
+                        return Err(Error::file(
+                            path,
+                            format!(
+                                "tensor {name}: element {i} is {}, not a finite number",
+                                v[i]
+                            ),
+                        ));
+                    }
+                    Tensor::from_slice(gpu, &v, &shape)
+                }
                 HostData::U32(v) => Tensor::from_u32(gpu, &v, &shape),
             }
             .map_err(|e| Error::file(path, format!("tensor {name}: {e}")))?;

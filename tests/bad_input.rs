@@ -172,3 +172,46 @@ fn bad_command_line_values_are_refused_in_one_line_and_write_nothing() {
     let written: Vec<_> = std::fs::read_dir(&out).unwrap().collect();
     assert!(written.is_empty(), "wrote {written:?}");
 }
+
+#[test]
+fn a_diverging_run_stops_at_the_step_naming_the_loss_term_and_keeps_its_last_good_checkpoint() {
+    let out = scratch("bad_input_diverge");
+    let args = tiny_quickstart(
+        &out,
+        &[
+            "--set",
+            "optim.lr=1e30",
+            "--set",
+            "output.checkpoint_every=1",
+        ],
+    );
+    let o = common::run(&args);
+    let e = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{e}");
+    assert!(!e.contains("panicked"), "{e}");
+    assert_eq!(e.trim().lines().count(), 1, "{e}");
+    // Either the weights the step left or the next step's loss names it.
+    assert!(
+        e.contains("training diverged") && (e.contains("NaN") || e.contains("inf")),
+        "{e}"
+    );
+    // The checkpoint left is one from before the divergence: it loads (every weight
+    // finite), and the step it names is the one the message says is kept.
+    let dir = common::only_run_dir(&out, "quickstart");
+    let kept: usize = e
+        .split("the checkpoint of step ")
+        .nth(1)
+        .and_then(|r| r.split(' ').next())
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no kept checkpoint named: {e}"));
+    let o = common::wgseg(&["eval", dir.to_str().unwrap()], &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let recs = common::records(&dir);
+    let logged = recs
+        .iter()
+        .filter(|r| r["kind"] == "train")
+        .filter_map(|r| r["step"].as_u64())
+        .max()
+        .unwrap();
+    assert!(kept as u64 <= logged, "{recs:?}");
+}

@@ -181,6 +181,26 @@ fn checkpoint_errors_name_the_tensor() {
     assert!(!checkpoint::load(&prefixed, &full, false)
         .unwrap()
         .is_empty());
+    // A weight that is not a finite number is named, not loaded.
+    let poisoned = dir.join("nan.safetensors");
+    let mut tensors: Vec<(String, Tensor)> = state_dict(&small)
+        .into_iter()
+        .map(|(n, s)| (n, s.tensor()))
+        .collect();
+    let (name, t) = tensors[1].clone();
+    let mut v = t.to_vec().unwrap();
+    v[3] = f32::NAN;
+    tensors[1].1 = Tensor::from_slice(&gpu, &v, t.shape()).unwrap();
+    wgseg::io::write(&poisoned, &tensors).unwrap();
+    let e = checkpoint::load(&small, &poisoned, false)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains(&format!(
+            "tensor {name}: element 3 is NaN, not a finite number"
+        )),
+        "{e}"
+    );
     let e = checkpoint::load(&deeper, Path::new("/nonexistent/x.safetensors"), false)
         .unwrap_err()
         .to_string();

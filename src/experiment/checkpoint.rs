@@ -12,7 +12,7 @@ use crate::gpu::Gpu;
 use crate::io;
 use crate::method::Method;
 use crate::state::{Loader, Meta, Saver, StateVisitor, Tensors};
-use crate::tensor::Tensor;
+use crate::tensor::{DType, Tensor};
 
 /// A method's whole state: the model as `model.*`, then what the method lists.
 pub fn snapshot(method: &mut dyn Method) -> Result<(Vec<(String, Tensor)>, Meta)> {
@@ -37,6 +37,17 @@ pub fn save_checkpoint(
     stage: &Stage,
 ) -> Result<()> {
     let (tensors, mut meta) = snapshot(method)?;
+    // A finite loss does not make the update after it finite: check what is kept.
+    for (name, t) in &tensors {
+        if t.dtype() != DType::F32 {
+            continue;
+        }
+        if let Some(v) = t.to_vec()?.into_iter().find(|v| !v.is_finite()) {
+            return Err(Error::Usage(format!(
+                "step {step}: {name} holds {v}: training diverged (a smaller optim.lr may help)"
+            )));
+        }
+    }
     meta.insert("step".into(), step.to_string());
     if let Some(name) = &stage.name {
         meta.insert("stage".into(), name.clone());

@@ -27,6 +27,7 @@ use super::validate::{self, baselines, check, BaselineArm};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::optim::schedule::learning_rate;
+use crate::tensor::Tensor;
 
 pub struct TrainArgs {
     pub file: Option<PathBuf>,
@@ -95,6 +96,7 @@ fn run_arm(
     // Time spent in steps since the last log. Reading the logged scalars waits for the
     // GPU, so timing the steps together with that read covers all of their work.
     let (mut step_time, mut timed) = (std::time::Duration::ZERO, 0u32);
+    let mut last_saved = (start > 0).then_some(start);
     for (i, stage) in plan.iter().enumerate().skip(first) {
         let last = i + 1 == plan.len();
         if i > first {
@@ -121,8 +123,8 @@ fn run_arm(
                 let lr = method.optimizer().lr();
                 let mut rec = json!({"step": done, "kind": "train", "lr": lr});
                 let t0 = Instant::now();
-                for (name, t) in &scalars {
-                    rec[*name] = json!(t.item()?);
+                for (name, v) in finite_scalars(done, &scalars, last_saved, &run.path)? {
+                    rec[name] = json!(v);
                 }
                 step_time += t0.elapsed();
                 rec["step_ms"] = json!(step_time.as_secs_f64() * 1e3 / f64::from(timed));
@@ -140,7 +142,11 @@ fn run_arm(
             // A finished stage is checkpointed after its evaluation, below.
             let stage_done = done == stage.end && !last;
             if (done % exp.output.checkpoint_every == 0 || done == end) && !stage_done {
-                save_checkpoint(&run, method.as_mut(), done, stage)?;
+                // Weights after a non-finite loss are not worth keeping over good ones.
+                finite_scalars(done, &scalars, last_saved, &run.path)?;
+                save_checkpoint(&run, method.as_mut(), done, stage)
+                    .map_err(|e| Error::Usage(format!("{e}; {}", kept(last_saved, &run.path))))?;
+                last_saved = Some(done);
             }
             pb.inc(1);
             step = done;
@@ -316,4 +322,36 @@ fn run_arms(
         report::write_with_baselines(root, &mut report, done)?;
     }
     Ok(Some(report))
+}
+
+/// The values of a step's scalars, or an error that stops a run whose loss came out
+/// NaN or infinite at `step`: it names the first such term (a part of the loss before
+/// the total) and which checkpoint of `run` is kept.
+fn finite_scalars<'a>(
+    step: usize,
+    scalars: &[(&'a str, Tensor)],
+    last_saved: Option<usize>,
+    run: &Path,
+) -> Result<Vec<(&'a str, f32)>> {
+    let values = scalars
+        .iter()
+        .map(|(n, t)| Ok((*n, t.item()?)))
+        .collect::<Result<Vec<_>>>()?;
+    let part = values.iter().find(|(n, v)| *n != "loss" && !v.is_finite());
+    let any = values.iter().find(|(_, v)| !v.is_finite());
+    let Some(&(name, value)) = part.or(any) else {
+        return Ok(values);
+    };
+    Err(Error::Usage(format!(
+        "step {step}: {name} is {value}: training diverged (a smaller optim.lr may help); {}",
+        kept(last_saved, run)
+    )))
+}
+
+/// Which checkpoint of `run` a stopped run leaves.
+fn kept(last_saved: Option<usize>, run: &Path) -> String {
+    match last_saved {
+        Some(s) => format!("the checkpoint of step {s} in {} is kept", run.display()),
+        None => "no checkpoint was written yet".into(),
+    }
 }
