@@ -71,6 +71,14 @@ const CASES: &[(&str, &str)] = &[
         "data.source={kind: voc, root: /nonexistent, num_classes: 0}",
         "data.source.num_classes: 0 must be at least 2",
     ),
+    (
+        "data.source={kind: voc, root: /nonexistent/VOC, num_classes: 21}",
+        "/nonexistent/VOC/ImageSets/Segmentation/train.txt",
+    ),
+    (
+        "model.pretrained=assets/pretrained/mobilenet_v2_imagenet.safetensors",
+        "features.0.0.weight has shape [32, 3, 3, 3], the model expects [8, 3, 3, 3]",
+    ),
     ("name=../../x", "name: \"../../x\" must be one folder name"),
     (
         "name=/tmp/elsewhere",

@@ -69,9 +69,12 @@ fn run_arm(
         let (step, method) = resume_method(gpu, &checkpoint, plan)?;
         (RunDir::resume(dir, step)?, step, method)
     } else {
+        // Built first: a model that cannot be built (a pretrained file that does not
+        // fit) leaves no run folder behind.
+        let method = build_method(gpu, &plan[0].exp)?;
         let run = RunDir::create_at(dir)?;
         run.write_config(exp)?;
-        (run, 0, build_method(gpu, &plan[0].exp)?)
+        (run, 0, method)
     };
     let started = Instant::now();
     if start == 0 {
@@ -227,6 +230,12 @@ pub fn train(args: &TrainArgs) -> Result<Option<Report>> {
             println!("baseline        {}: {}", b.name, b.overrides.join(", "));
         }
         return Ok(None);
+    }
+    // What a run opens and builds is tried before its folder exists, so a failed
+    // start leaves nothing behind.
+    data.open(&exp.data)?;
+    for b in &baselines {
+        build_method(&gpu, &b.exp)?;
     }
     let root = match resume {
         Some(path) => path,
