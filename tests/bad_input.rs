@@ -5,6 +5,8 @@
 
 mod common;
 
+use std::process::Output;
+
 use common::{scratch, stderr, tiny_quickstart};
 
 /// (override, what the one error line must contain)
@@ -88,16 +90,21 @@ const CASES: &[(&str, &str)] = &[
     ("name=''", "name: \"\" must be one folder name"),
 ];
 
+/// Exit code 2, no panic, and one line of stderr that contains `want`.
+fn refused_in_one_line(o: &Output, want: &str, case: &str) {
+    let e = stderr(o);
+    assert_eq!(o.status.code(), Some(2), "{case}: {e}");
+    assert!(!e.contains("panicked"), "{case}: {e}");
+    assert_eq!(e.trim().lines().count(), 1, "{case}: {e}");
+    assert!(e.contains(want), "{case}: wanted {want:?} in {e}");
+}
+
 #[test]
 fn bad_values_are_refused_in_one_line_naming_the_key_before_anything_is_written() {
     for (i, (set, want)) in CASES.iter().enumerate() {
         let out = scratch(&format!("bad_input_{i}"));
         let o = common::run(&tiny_quickstart(&out, &["--set", set]));
-        let e = stderr(&o);
-        assert_eq!(o.status.code(), Some(2), "{set}: {e}");
-        assert!(!e.contains("panicked"), "{set}: {e}");
-        assert_eq!(e.trim().lines().count(), 1, "{set}: {e}");
-        assert!(e.contains(want), "{set}: wanted {want:?} in {e}");
+        refused_in_one_line(&o, want, set);
         let written: Vec<_> = std::fs::read_dir(&out).unwrap().collect();
         assert!(written.is_empty(), "{set}: wrote {written:?}");
     }
@@ -171,11 +178,7 @@ fn bad_command_line_values_are_refused_in_one_line_and_write_nothing() {
     for (args, env, want) in &cases {
         let refs: Vec<&str> = args.iter().map(String::as_str).collect();
         let o = common::wgseg(&refs, env);
-        let e = stderr(&o);
-        assert_eq!(o.status.code(), Some(2), "{args:?}: {e}");
-        assert!(!e.contains("panicked"), "{args:?}: {e}");
-        assert_eq!(e.trim().lines().count(), 1, "{args:?}: {e}");
-        assert!(e.contains(want), "{args:?}: wanted {want:?} in {e}");
+        refused_in_one_line(&o, want, &format!("{args:?}"));
     }
     let written: Vec<_> = std::fs::read_dir(&out).unwrap().collect();
     assert!(written.is_empty(), "wrote {written:?}");
@@ -194,10 +197,8 @@ fn a_diverging_run_stops_at_the_step_naming_the_loss_term_and_keeps_its_last_goo
         ],
     );
     let o = common::run(&args);
+    refused_in_one_line(&o, "training diverged", "lr 1e30");
     let e = stderr(&o);
-    assert_eq!(o.status.code(), Some(2), "{e}");
-    assert!(!e.contains("panicked"), "{e}");
-    assert_eq!(e.trim().lines().count(), 1, "{e}");
     // Either the weights the step left or the next step's loss names it.
     assert!(
         e.contains("training diverged") && (e.contains("NaN") || e.contains("inf")),

@@ -2,6 +2,8 @@
 //! allocations, one queue submission, no host read-back (scalars stay on the GPU until
 //! they are logged).
 
+mod common;
+
 use std::path::Path;
 
 use wgseg::data::dataset;
@@ -13,21 +15,10 @@ use wgseg::Gpu;
 #[test]
 fn a_warm_quickstart_step_allocates_nothing_submits_once_and_reads_nothing() {
     // The quickstart's network and method, on fewer and smaller images.
-    let sets: Vec<String> = [
-        "data.source.train=16",
-        "data.source.val=4",
-        "data.source.size=32",
-        "data.image_size=32",
-        "data.batch_size=4",
-        "model.width=0.125",
-        "model.pretrained=null",
-        "model.head_channels=8",
-        "model.embed_dim=8",
-        "method.queue_size=8",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
+    let sets: Vec<String> = common::TINY_QUICKSTART
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
     let exp = load(Path::new("experiments/quickstart.yaml"), &sets).unwrap();
     let gpu = Gpu::new().unwrap();
     let (train, _) = dataset::open(&exp.data, &mut || {}).unwrap();

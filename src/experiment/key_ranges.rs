@@ -29,6 +29,20 @@ fn non_negative(key: &str, v: f64) -> Result<()> {
     Ok(())
 }
 
+fn positive(key: &str, v: f64) -> Result<()> {
+    if !(v.is_finite() && v > 0.0) {
+        return Err(bad(key, format!("{v} must be a finite number > 0")));
+    }
+    Ok(())
+}
+
+fn momentum(key: &str, v: f64) -> Result<()> {
+    if !(0.0..1.0).contains(&v) {
+        return Err(bad(key, format!("{v} must lie in [0, 1)")));
+    }
+    Ok(())
+}
+
 fn side(key: &str, v: usize) -> Result<()> {
     if !(16..=MAX_IMAGE_SIDE).contains(&v) {
         return Err(bad(key, format!("{v} must lie in 16..={MAX_IMAGE_SIDE}")));
@@ -186,18 +200,8 @@ pub fn check(exp: &Experiment) -> Result<()> {
         ));
     }
     if let Some(p) = &exp.eval.linear_probe {
-        if !(p.lr.is_finite() && p.lr > 0.0) {
-            return Err(bad(
-                "eval.linear_probe.lr",
-                format!("{} must be a finite number > 0", p.lr),
-            ));
-        }
-        if !(0.0..1.0).contains(&p.momentum) {
-            return Err(bad(
-                "eval.linear_probe.momentum",
-                format!("{} must lie in [0, 1)", p.momentum),
-            ));
-        }
+        positive("eval.linear_probe.lr", p.lr)?;
+        momentum("eval.linear_probe.momentum", p.momentum)?;
         if p.images == 0 || p.iters == 0 {
             return Err(bad(
                 "eval.linear_probe",
