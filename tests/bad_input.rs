@@ -81,6 +81,10 @@ const CASES: &[(&str, &str)] = &[
         "model.pretrained=assets/pretrained/mobilenet_v2_imagenet.safetensors",
         "features.0.0.weight has shape [32, 3, 3, 3], the model expects [8, 3, 3, 3]",
     ),
+    (
+        "device.backend=bogus",
+        "device.backend: \"bogus\" is not a backend",
+    ),
     ("name=../../x", "name: \"../../x\" must be one folder name"),
     (
         "name=/tmp/elsewhere",
@@ -168,6 +172,11 @@ fn bad_command_line_values_are_refused_in_one_line_and_write_nothing() {
             vec!["shaders".into(), "check".into(), at("missing")],
             vec![],
             "shaders check: not a directory",
+        ),
+        (
+            vec!["info".into()],
+            vec![("WGPU_BACKEND", "bogus")],
+            "WGPU_BACKEND: \"bogus\" is not a backend (vulkan, metal, dx12, gl)",
         ),
         (
             vec!["shaders".into(), "check".into()],

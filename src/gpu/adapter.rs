@@ -30,13 +30,25 @@ pub struct AdapterChoice {
 }
 
 impl AdapterChoice {
-    fn backends(&self) -> wgpu::Backends {
-        match &self.backend {
-            Some(b) => wgpu::Backends::from_comma_list(b),
-            // Without WGPU_BACKEND only the primary backends: probing GL/EGL on a
-            // headless machine prints noise and never wins anyway.
-            None => wgpu::Backends::from_env().unwrap_or(wgpu::Backends::PRIMARY),
+    fn backends(&self) -> Result<wgpu::Backends> {
+        let (source, list) = match &self.backend {
+            Some(b) => ("device.backend", b.clone()),
+            None => match std::env::var("WGPU_BACKEND") {
+                Ok(b) if !b.trim().is_empty() => ("WGPU_BACKEND", b),
+                // Without WGPU_BACKEND only the primary backends: probing GL/EGL on a
+                // headless machine prints noise and never wins anyway.
+                _ => return Ok(wgpu::Backends::PRIMARY),
+            },
+        };
+        // wgpu skips names it does not know, which would end in "no adapter".
+        for name in list.split(',').map(|n| n.trim().to_lowercase()) {
+            if wgpu::Backends::from_comma_list(&name).is_empty() {
+                return Err(Error::Usage(format!(
+                    "{source}: {name:?} is not a backend (vulkan, metal, dx12, gl)"
+                )));
+            }
         }
+        Ok(wgpu::Backends::from_comma_list(&list))
     }
 
     fn name(&self) -> Option<String> {
@@ -48,7 +60,7 @@ impl AdapterChoice {
 
 /// Picks the adapter.
 pub fn choose(choice: &AdapterChoice) -> Result<wgpu::Adapter> {
-    let backends = choice.backends();
+    let backends = choice.backends()?;
     let mut desc = wgpu::InstanceDescriptor::new_without_display_handle();
     desc.backends = backends;
     let instance = wgpu::Instance::new(desc);
