@@ -233,3 +233,40 @@ fn a_diverging_run_stops_at_the_step_naming_the_loss_term_and_keeps_its_last_goo
         .unwrap();
     assert!(kept as u64 <= logged, "{recs:?}");
 }
+
+#[test]
+fn kill_9_at_any_moment_leaves_a_whole_checkpoint_or_none_and_resume_gives_the_same_run() {
+    let every_step = ["--set", "output.checkpoint_every=1"];
+    let full = scratch("kill_full");
+    assert!(common::run(&tiny_quickstart(&full, &every_step))
+        .status
+        .success());
+    let want = common::records(&common::only_run_dir(&full, "quickstart"));
+    for (i, delay_ms) in [300u64, 800, 1400, 2200, 3200].into_iter().enumerate() {
+        let out = scratch(&format!("kill_{i}"));
+        let args = tiny_quickstart(&out, &every_step);
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_wgseg"))
+            .args(&args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        // SIGKILL: no handler runs, whatever the process was writing.
+        let _ = child.kill();
+        child.wait().unwrap();
+        if !out.join("quickstart").exists() {
+            continue;
+        }
+        let dir = common::only_run_dir(&out, "quickstart");
+        // Every line of metrics.jsonl is whole JSON (records() parses each).
+        common::records(&dir);
+        if dir.join("checkpoint.safetensors").exists() {
+            let o = common::wgseg(&["eval", dir.to_str().unwrap()], &[]);
+            assert!(o.status.success(), "after {delay_ms} ms: {}", stderr(&o));
+        }
+        let o = common::wgseg(&["train", "--resume", dir.to_str().unwrap()], &[]);
+        assert!(o.status.success(), "after {delay_ms} ms: {}", stderr(&o));
+        assert_eq!(common::records(&dir), want, "after {delay_ms} ms");
+    }
+}
