@@ -20,6 +20,7 @@ fn tiny(out: &Path, extra: &[&str]) -> Vec<String> {
         "data.image_size=32",
         "data.batch_size=4",
         "model.width=0.125",
+        "model.pretrained=null",
         "model.head_channels=8",
         "method.proj_dim=8",
         "method.max_views=2",
