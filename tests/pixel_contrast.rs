@@ -10,18 +10,12 @@ use common::{
     infer_test_images, records, run, scratch, stderr, stdout, stop_then_resume, train_args, wgseg,
 };
 
-/// The experiment shrunk to seconds: 32-px images (4x4 features), a thin network,
+/// The experiment shrunk to seconds: 32-px images (2x2 features), a thin network,
 /// 4 steps of which the last 3 use the contrast.
 fn tiny(out: &Path, extra: &[&str]) -> Vec<String> {
-    let sets = [
-        "data.source.train=16",
-        "data.source.val=8",
-        "data.source.size=32",
-        "data.image_size=32",
-        "data.batch_size=4",
-        "model.width=0.125",
-        "model.pretrained=null",
-        "model.head_channels=8",
+    let mut sets = vec!["data.source.train=16", "data.source.val=8"];
+    sets.extend(common::TINY_NETWORK);
+    sets.extend([
         "method.proj_dim=8",
         "method.max_views=2",
         "method.memory_size=6",
@@ -30,7 +24,7 @@ fn tiny(out: &Path, extra: &[&str]) -> Vec<String> {
         "output.log_every=1",
         "output.checkpoint_every=2",
         "output.pictures=2",
-    ];
+    ]);
     train_args("experiments/pixel_contrast.yaml", out, &sets, extra)
 }
 

@@ -15,7 +15,7 @@ use wgseg::Gpu;
 #[test]
 fn a_warm_quickstart_step_allocates_nothing_submits_once_and_reads_nothing() {
     // The quickstart's network and method, on fewer and smaller images.
-    let sets: Vec<String> = common::TINY_QUICKSTART
+    let sets: Vec<String> = common::tiny_quickstart_sets()
         .iter()
         .map(|s| s.to_string())
         .collect();

@@ -126,28 +126,41 @@ pub fn infer_test_images(run: &Path, out: &Path) -> Output {
     )
 }
 
-/// The quickstart shrunk to seconds: 32-px images, a thin network, a few steps.
-pub const TINY_QUICKSTART: &[&str] = &[
-    "data.source.train=24",
-    "data.source.val=12",
+/// 32-px images of 4 a batch through a thin network with no pretrained weights: what
+/// every tiny experiment of the tests shares.
+pub const TINY_NETWORK: &[&str] = &[
     "data.source.size=32",
     "data.image_size=32",
     "data.batch_size=4",
     "model.width=0.125",
     "model.pretrained=null",
     "model.head_channels=8",
-    "model.embed_dim=8",
-    "method.queue_size=8",
-    "schedule.iters=4",
-    "eval.kmeans.seeds=[0]",
-    "eval.kmeans.restarts=1",
-    "eval.linear_probe={iters: 3, lr: 0.1, images: 8}",
-    "output.log_every=1",
-    "output.checkpoint_every=2",
-    "output.pictures=2",
 ];
 
-/// `wgseg train` of [`TINY_QUICKSTART`] into `out`, then `extra`.
+/// The quickstart shrunk to seconds: [`TINY_NETWORK`], few images, a few steps.
+pub fn tiny_quickstart_sets() -> Vec<&'static str> {
+    let mut sets = vec!["data.source.train=24", "data.source.val=12"];
+    sets.extend(TINY_NETWORK);
+    sets.extend([
+        "model.embed_dim=8",
+        "method.queue_size=8",
+        "schedule.iters=4",
+        "eval.kmeans.seeds=[0]",
+        "eval.kmeans.restarts=1",
+        "eval.linear_probe={iters: 3, lr: 0.1, images: 8}",
+        "output.log_every=1",
+        "output.checkpoint_every=2",
+        "output.pictures=2",
+    ]);
+    sets
+}
+
+/// `wgseg train` of [`tiny_quickstart_sets`] into `out`, then `extra`.
 pub fn tiny_quickstart(out: &Path, extra: &[&str]) -> Vec<String> {
-    train_args("experiments/quickstart.yaml", out, TINY_QUICKSTART, extra)
+    train_args(
+        "experiments/quickstart.yaml",
+        out,
+        &tiny_quickstart_sets(),
+        extra,
+    )
 }
