@@ -18,6 +18,19 @@ pub enum HostData {
     U32(Vec<u32>),
 }
 
+impl HostData {
+    /// The first element that is NaN or infinite, with its index (never for labels).
+    pub fn first_nonfinite(&self) -> Option<(usize, f32)> {
+        match self {
+            HostData::F32(v) => v.iter().position(|x| !x.is_finite()).map(|i| (i, v[i])),
+            HostData::U32(_) => None,
+        }
+    }
+}
+
+/// A named host tensor: name, shape, values.
+pub type HostTensor = (String, Vec<usize>, HostData);
+
 fn convert(path: &Path, name: &str, view: &TensorView) -> Result<HostData> {
     let bytes = view.data();
     let ints = |vals: Vec<i64>| -> Result<HostData> {
@@ -80,16 +93,11 @@ pub fn read_host(path: &Path) -> Result<Vec<(String, Vec<usize>, HostData)>> {
     for (name, view) in st.iter() {
         let data = convert(path, name, &view)?;
         // relu and max would hide a NaN weight downstream; refuse it where it enters.
-        if let HostData::F32(v) = &data {
-            if let Some(i) = v.iter().position(|x| !x.is_finite()) {
-                return Err(Error::file(
-                    path,
-                    format!(
-                        "tensor {name}: element {i} is {}, not a finite number",
-                        v[i]
-                    ),
-                ));
-            }
+        if let Some((i, v)) = data.first_nonfinite() {
+            return Err(Error::file(
+                path,
+                format!("tensor {name}: element {i} is {v}, not a finite number"),
+            ));
         }
         out.push((name.to_string(), view.shape().to_vec(), data));
     }
@@ -131,18 +139,37 @@ pub fn write_with_metadata(
     tensors: &[(String, Tensor)],
     metadata: Option<HashMap<String, String>>,
 ) -> Result<()> {
-    let mut host: Vec<(String, Vec<usize>, Dtype, Vec<u8>)> = Vec::new();
-    for (name, t) in tensors {
-        let (dtype, bytes) = match t.dtype() {
-            DType::F32 => (Dtype::F32, bytemuck::cast_slice(&t.to_vec()?).to_vec()),
-            DType::U32 => (Dtype::U32, bytemuck::cast_slice(&t.to_vec_u32()?).to_vec()),
-        };
-        host.push((name.clone(), t.shape().to_vec(), dtype, bytes));
-    }
+    write_host(path, &to_host(tensors)?, metadata)
+}
+
+/// Reads GPU tensors back to the host, once each.
+pub fn to_host(tensors: &[(String, Tensor)]) -> Result<Vec<HostTensor>> {
+    tensors
+        .iter()
+        .map(|(name, t)| {
+            let data = match t.dtype() {
+                DType::F32 => HostData::F32(t.to_vec()?),
+                DType::U32 => HostData::U32(t.to_vec_u32()?),
+            };
+            Ok((name.clone(), t.shape().to_vec(), data))
+        })
+        .collect()
+}
+
+/// Writes host tensors to a safetensors file atomically, like [`write_with_metadata`].
+pub fn write_host(
+    path: &Path,
+    host: &[HostTensor],
+    metadata: Option<HashMap<String, String>>,
+) -> Result<()> {
     let views = host
         .iter()
-        .map(|(n, shape, dtype, bytes)| {
-            TensorView::new(*dtype, shape.clone(), bytes)
+        .map(|(n, shape, data)| {
+            let (dtype, bytes): (Dtype, &[u8]) = match data {
+                HostData::F32(v) => (Dtype::F32, bytemuck::cast_slice(v)),
+                HostData::U32(v) => (Dtype::U32, bytemuck::cast_slice(v)),
+            };
+            TensorView::new(dtype, shape.clone(), bytes)
                 .map(|v| (n.clone(), v))
                 .map_err(|e| Error::file(path, format!("tensor {n}: {e}")))
         })

@@ -12,7 +12,7 @@ use crate::gpu::Gpu;
 use crate::io;
 use crate::method::Method;
 use crate::state::{Loader, Meta, Saver, StateVisitor, Tensors};
-use crate::tensor::{DType, Tensor};
+use crate::tensor::Tensor;
 
 /// A method's whole state: the model as `model.*`, then what the method lists.
 pub fn snapshot(method: &mut dyn Method) -> Result<(Vec<(String, Tensor)>, Meta)> {
@@ -37,22 +37,22 @@ pub fn save_checkpoint(
     stage: &Stage,
 ) -> Result<()> {
     let (tensors, mut meta) = snapshot(method)?;
-    // A finite loss does not make the update after it finite: check what is kept.
-    for (name, t) in &tensors {
-        if t.dtype() != DType::F32 {
-            continue;
-        }
-        if let Some(v) = t.to_vec()?.into_iter().find(|v| !v.is_finite()) {
-            return Err(Error::Usage(format!(
-                "step {step}: {name} holds {v}: training diverged (a smaller optim.lr may help)"
-            )));
-        }
+    // A finite loss does not make the update after it finite: check what is kept, on
+    // the one host copy the file is written from.
+    let host = io::to_host(&tensors)?;
+    if let Some((name, (_, v))) = host
+        .iter()
+        .find_map(|(n, _, d)| d.first_nonfinite().map(|f| (n, f)))
+    {
+        return Err(Error::Usage(format!(
+            "step {step}: {name} holds {v}: training diverged (a smaller optim.lr may help)"
+        )));
     }
     meta.insert("step".into(), step.to_string());
     if let Some(name) = &stage.name {
         meta.insert("stage".into(), name.clone());
     }
-    io::write_with_metadata(&dir.file(CHECKPOINT), &tensors, Some(meta))
+    io::write_host(&dir.file(CHECKPOINT), &host, Some(meta))
 }
 
 /// A checkpoint's step, tensors and metadata.

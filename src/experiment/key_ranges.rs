@@ -156,18 +156,8 @@ pub fn check(exp: &Experiment) -> Result<()> {
     }
     augment(&exp.augment)?;
     let o = &exp.optim;
-    if !(o.lr.is_finite() && o.lr > 0.0) {
-        return Err(bad(
-            "optim.lr",
-            format!("{} must be a finite number > 0", o.lr),
-        ));
-    }
-    if !(0.0..1.0).contains(&o.momentum) {
-        return Err(bad(
-            "optim.momentum",
-            format!("{} must lie in [0, 1)", o.momentum),
-        ));
-    }
+    positive("optim.lr", o.lr)?;
+    momentum("optim.momentum", o.momentum)?;
     non_negative("optim.weight_decay", o.weight_decay)?;
     non_negative("optim.head_lr_scale", o.head_lr_scale)?;
     let k = &exp.eval.kmeans;

@@ -145,8 +145,7 @@ fn run_arm(
             // A finished stage is checkpointed after its evaluation, below.
             let stage_done = done == stage.end && !last;
             if (done % exp.output.checkpoint_every == 0 || done == end) && !stage_done {
-                // Weights after a non-finite loss are not worth keeping over good ones.
-                finite_scalars(done, &scalars, last_saved, &run.path)?;
+                // save_checkpoint refuses weights that are not finite.
                 save_checkpoint(&run, method.as_mut(), done, stage)
                     .map_err(|e| Error::Usage(format!("{e}; {}", kept(last_saved, &run.path))))?;
                 last_saved = Some(done);

@@ -117,14 +117,6 @@ impl SegModel {
                 cfg.dropout
             )));
         }
-        if let Some(l) = cfg
-            .feature_layers
-            .filter(|l| !(1..=FEATURE_LAYERS).contains(l))
-        {
-            return Err(Error::Usage(format!(
-                "model.feature_layers: {l} must lie in 1..={FEATURE_LAYERS}"
-            )));
-        }
         let backbone = match cfg.backbone {
             BackboneKind::Resnet if cfg.feature_layers.is_some() => {
                 return Err(Error::Usage(
