@@ -28,8 +28,8 @@ impl HostData {
     }
 }
 
-/// A named host tensor: name, shape, values.
-pub type HostTensor = (String, Vec<usize>, HostData);
+/// A tensor as a safetensors file holds it: name, shape, values on the host.
+pub type FileTensor = (String, Vec<usize>, HostData);
 
 fn convert(path: &Path, name: &str, view: &TensorView) -> Result<HostData> {
     let bytes = view.data();
@@ -85,7 +85,7 @@ fn convert(path: &Path, name: &str, view: &TensorView) -> Result<HostData> {
 }
 
 /// Reads every tensor of a safetensors file to the host, in file order.
-pub fn read_host(path: &Path) -> Result<Vec<(String, Vec<usize>, HostData)>> {
+pub fn read_host(path: &Path) -> Result<Vec<FileTensor>> {
     let bytes = std::fs::read(path).map_err(|e| Error::file(path, e))?;
     let st = SafeTensors::deserialize(&bytes)
         .map_err(|e| Error::file(path, format!("not a safetensors file: {e}")))?;
@@ -143,7 +143,7 @@ pub fn write_with_metadata(
 }
 
 /// Reads GPU tensors back to the host, once each.
-pub fn to_host(tensors: &[(String, Tensor)]) -> Result<Vec<HostTensor>> {
+pub fn to_host(tensors: &[(String, Tensor)]) -> Result<Vec<FileTensor>> {
     tensors
         .iter()
         .map(|(name, t)| {
@@ -159,7 +159,7 @@ pub fn to_host(tensors: &[(String, Tensor)]) -> Result<Vec<HostTensor>> {
 /// Writes host tensors to a safetensors file atomically, like [`write_with_metadata`].
 pub fn write_host(
     path: &Path,
-    host: &[HostTensor],
+    host: &[FileTensor],
     metadata: Option<HashMap<String, String>>,
 ) -> Result<()> {
     let views = host

@@ -63,8 +63,9 @@ class Net(nn.Module):
     def __init__(self):
         super().__init__()
         m = torchvision.models.mobilenet_v2()
-        sd = {k: v for k, v in st_load(a.weights).items()}
-        m.load_state_dict(sd, strict=False)
+        # Only the integer batch counters are skipped by st_load; anything else missing is an error.
+        missing, unexpected = m.load_state_dict(st_load(a.weights), strict=False)
+        assert not unexpected and all(k.endswith('num_batches_tracked') for k in missing), (missing, unexpected)
         if a.os == 8:
             for i in range(7, 14):
                 dw = m.features[i].conv[1][0]
