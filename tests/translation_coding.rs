@@ -21,6 +21,7 @@ fn tiny(out: &Path, extra: &[&str]) -> Vec<String> {
         "data.image_size=32",
         "data.batch_size=4",
         "model.width=0.125",
+        "model.pretrained=null",
         "model.head_channels=8",
         "method.nce_dim=8",
         "method.disc_channels=4",
@@ -57,7 +58,8 @@ fn by_stage(recs: &[serde_json::Value], key: &str) -> Vec<(String, f64)> {
 #[test]
 fn the_three_stages_run_in_one_run_with_an_evaluation_after_each() {
     let out = scratch("tc_stages");
-    let o = run(&tiny(&out, &[]));
+    // A first-stage rate other than the later stages' 0.01, to see each stage's own.
+    let o = run(&tiny(&out, &["--set", "optim.lr=0.05"]));
     assert!(o.status.success(), "{}", stderr(&o));
     let s = stdout(&o);
     for stage in ["pretrain", "transfer", "self_train"] {
