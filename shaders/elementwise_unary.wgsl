@@ -68,9 +68,12 @@ fn gelu_tanh_inner(v: f32) -> f32 {
     return tanh(clamp(GELU_BETA * (v + GELU_KAPPA * v * v * v), -10.0, 10.0));
 }
 
+// #include is_nan
+
+// NaN passes through relu and relu6 as in torch (max and clamp may drop it).
 fn forward_op(v: f32) -> f32 {
     switch OP {
-        case 0u: { return max(v, 0.0); }
+        case 0u: { return select(max(v, 0.0), v, is_nan(v)); }
         case 1u: { return select(p.alpha * v, v, v > 0.0); }
         case 2u: { return 1.0 / (1.0 + exp(-v)); }
         case 3u: { return tanh(v); }
@@ -81,7 +84,7 @@ fn forward_op(v: f32) -> f32 {
         case 8u: { return v + p.alpha; }
         case 9u: { return v * p.alpha; }
         case 10u: { return -v; }
-        case 11u: { return clamp(v, 0.0, 6.0); }
+        case 11u: { return select(clamp(v, 0.0, 6.0), v, is_nan(v)); }
         case 12u: { return 0.5 * v * (1.0 + erf(v * SQRT1_2)); }
         case 13u: { return 0.5 * v * (1.0 + gelu_tanh_inner(v)); }
         default: { return v; }

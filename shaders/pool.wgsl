@@ -40,10 +40,7 @@ fn split(i: u32, h: u32, w: u32) -> vec3<u32> {
     return vec3<u32>(t / h, t % h, i % w);
 }
 
-// Bitwise, because compilers may fold `v != v` to false.
-fn is_nan(v: f32) -> bool {
-    return (bitcast<u32>(v) & 0x7fffffffu) > 0x7f800000u;
-}
+// #include is_nan
 
 // The first tap start + k * step that is not negative (may lie past the input).
 fn first_inside(start: i32, step: u32) -> i32 {

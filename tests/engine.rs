@@ -288,3 +288,16 @@ fn matmul_and_linear_match_cpu_across_many_blocks() {
             .unwrap();
     assert!(common::rel_err(&y.to_vec().unwrap(), &want[..m * n]) < 1e-5);
 }
+
+/// torch.relu(nan) is nan: a NaN that an activation turned into 0 would hide a
+/// diverged network from the non-finite checks.
+#[test]
+fn relu_and_relu6_pass_nan_through_as_torch() {
+    let gpu = Gpu::shared().unwrap();
+    let x = Var::constant(t(&gpu, &[f32::NAN, -1.5, 2.0, 7.0], &[4]));
+    let relu = x.relu().unwrap().value().to_vec().unwrap();
+    let relu6 = x.relu6().unwrap().value().to_vec().unwrap();
+    assert!(relu[0].is_nan() && relu6[0].is_nan(), "{relu:?} {relu6:?}");
+    assert_eq!(relu[1..], [0.0, 2.0, 7.0]);
+    assert_eq!(relu6[1..], [0.0, 2.0, 6.0]);
+}
