@@ -298,3 +298,20 @@ fn profile_shows_where_the_step_time_goes_and_writes_nothing() {
     }));
     assert!(e.contains("--steps must be at least 1"), "{e}");
 }
+
+#[test]
+fn resume_of_a_finished_run_reads_its_checkpoint_back() {
+    let out = scratch("exp_finished_corrupt");
+    assert!(run(&tiny(&out, &[])).status.success());
+    let dir = only_run_dir(&out);
+    let resume = || wgseg(&["train", "--resume", dir.to_str().unwrap()], &[]);
+    let o = resume();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let checkpoint = dir.join("checkpoint.safetensors");
+    let bytes = std::fs::read(&checkpoint).unwrap();
+    std::fs::write(&checkpoint, &bytes[..bytes.len() / 2]).unwrap();
+    let o = resume();
+    assert!(!o.status.success());
+    let e = stderr(&o);
+    assert!(e.contains("checkpoint.safetensors"), "{e}");
+}

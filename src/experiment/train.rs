@@ -59,12 +59,17 @@ fn run_arm(
     data: &mut Data,
     stop_at: Option<usize>,
 ) -> Result<Option<Report>> {
+    let checkpoint = dir.join(CHECKPOINT);
     if let Some(done) = report::read(dir)? {
+        // A finished arm is not trained again, but a checkpoint that no longer reads
+        // back is said now, not when someone next needs its weights.
+        if checkpoint.is_file() {
+            crate::io::read_host(&checkpoint)?;
+        }
         return Ok(Some(done));
     }
     let sets = data.open(&exp.data)?;
     let (train_sets, val_set) = (sets.train_sets(), sets.eval());
-    let checkpoint = dir.join(CHECKPOINT);
     let (mut run, start, mut method) = if checkpoint.is_file() {
         let (step, method) = resume_method(gpu, &checkpoint, plan)?;
         (RunDir::resume(dir, step)?, step, method)
