@@ -26,6 +26,7 @@ use super::stages::{self, Stage};
 use super::validate::{self, baselines, check, BaselineArm};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
+use crate::io;
 use crate::optim::schedule::learning_rate;
 use crate::tensor::Tensor;
 
@@ -64,7 +65,7 @@ fn run_arm(
         // A finished arm is not trained again, but a checkpoint that no longer reads
         // back is said now, not when someone next needs its weights.
         if checkpoint.is_file() {
-            crate::io::read_host(&checkpoint)?;
+            io::read_host(&checkpoint)?;
         }
         return Ok(Some(done));
     }
