@@ -48,6 +48,8 @@ struct Params {
 
 var<workgroup> partial: array<vec2<f32>, 256>;
 
+// #include is_finite
+
 fn thread_index(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
     return gid.x + gid.y * nwg.x * 256u;
 }
@@ -150,6 +152,11 @@ fn group_moments(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wor
 fn running_update(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let c = thread_index(gid, nwg);
     if c >= p.groups {
+        return;
+    }
+    // A batch whose statistics are not finite (a step output.on_nonfinite: skip
+    // drops) leaves the running statistics as they were.
+    if !is_finite(mean[c]) || !is_finite(var_[c]) {
         return;
     }
     let n = f32(p.count) * f32(p.row_len);

@@ -24,6 +24,9 @@ pub enum Error {
     /// A file could not be read or written, or its contents are invalid.
     #[error("{path}: {msg}")]
     File { path: String, msg: String },
+    /// A training step whose loss or gradient came out NaN or infinite: what was.
+    #[error("{0}")]
+    NonFinite(String),
     /// A command-line usage error.
     #[error("{0}")]
     Usage(String),

@@ -92,6 +92,14 @@ const CASES: &[(&str, &str)] = &[
     ),
     ("name=..", "name: \"..\" must be one folder name"),
     ("name=''", "name: \"\" must be one folder name"),
+    (
+        "output.on_nonfinite=sometimes",
+        "output.on_nonfinite: unknown variant `sometimes`, expected `stop` or `skip`",
+    ),
+    (
+        "device.timeout_s=0",
+        "device.timeout_s: 0 must be a finite number > 0",
+    ),
 ];
 
 /// Exit code 2, no panic, and one line of stderr that contains `want`.
@@ -232,6 +240,56 @@ fn a_diverging_run_stops_at_the_step_naming_the_loss_term_and_keeps_its_last_goo
         .max()
         .unwrap();
     assert!(kept as u64 <= logged, "{recs:?}");
+}
+
+#[test]
+fn on_nonfinite_skip_drops_each_diverged_step_logs_it_and_finishes_the_run() {
+    let out = scratch("bad_input_skip");
+    let skip = [
+        "--set",
+        "optim.lr=1e30",
+        "--set",
+        "output.on_nonfinite=skip",
+    ];
+    let o = common::run(&tiny_quickstart(&out, &skip));
+    assert!(o.status.success(), "{}", stderr(&o));
+    // Step 1's update is finite; the losses of the weights it leaves are not.
+    let dir = common::only_run_dir(&out, "quickstart");
+    let skipped: Vec<u64> = common::records(&dir)
+        .iter()
+        .filter(|r| r["kind"] == "skipped")
+        .filter_map(|r| r["step"].as_u64())
+        .collect();
+    assert_eq!(skipped, [2, 3, 4]);
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("report.json")).unwrap()).unwrap();
+    assert_eq!(report["skipped_steps"], 3);
+    // Dropped steps leave the weights (batch-norm statistics included) finite.
+    let o = common::wgseg(&["eval", dir.to_str().unwrap()], &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+}
+
+#[test]
+fn a_kernel_that_never_ends_ends_the_run_with_one_line_after_the_watchdog_limit() {
+    let out = scratch("bad_input_hang");
+    let shaders = scratch("bad_input_hang_shaders");
+    let fill = std::fs::read_to_string("shaders/elementwise_fill.wgsl").unwrap();
+    let endless = fill.replace(
+        "out[i] = p.value;",
+        "loop {\n        out[i] = out[i] + p.value;\n    }",
+    );
+    assert_ne!(fill, endless);
+    std::fs::write(shaders.join("elementwise_fill.wgsl"), endless).unwrap();
+    let args = tiny_quickstart(&out, &[]);
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let env = [
+        ("WGSEG_SHADER_DIR", shaders.to_str().unwrap()),
+        ("WGSEG_GPU_TIMEOUT_S", "2"),
+    ];
+    let started = std::time::Instant::now();
+    let o = common::wgseg(&refs, &env);
+    refused_in_one_line(&o, "did not finish within 2 s", "endless kernel");
+    assert!(started.elapsed().as_secs() < 60, "{:?}", started.elapsed());
 }
 
 #[test]

@@ -197,6 +197,89 @@ fn shaders_check_passes_and_reports_broken_overrides() {
     assert!(s.contains("elementwise_fill.wgsl:3:"), "{s}");
 }
 
+/// A built-in shader's text with `from` replaced by `to` (which must occur).
+fn edited(name: &str, from: &str, to: &str) -> String {
+    let text = std::fs::read_to_string(format!("shaders/{name}.wgsl")).unwrap();
+    assert!(text.contains(from), "{name}: no {from:?}");
+    text.replace(from, to)
+}
+
+#[test]
+fn shaders_check_holds_each_override_to_the_interface_the_engine_dispatches() {
+    // (file, its text, what the FAIL line must say)
+    let cases = [
+        (
+            "elementwise_fill",
+            edited("elementwise_fill", "fn fill(", "fn fil("),
+            "has no entry point \"fill\"",
+        ),
+        (
+            "elementwise_fill",
+            String::new(),
+            "has no entry point \"fill\"",
+        ),
+        (
+            "softmax",
+            edited(
+                "softmax",
+                "var<storage, read> x:",
+                "var<storage, read_write> x:",
+            ),
+            "binds [0: read_write, 1: read_write, 5: uniform]; the engine binds [0: read,",
+        ),
+        (
+            "conv2d",
+            edited("conv2d", "override HAS_BIAS: bool", "const HAS_BIAS: bool"),
+            "has no override constant HAS_BIAS",
+        ),
+        (
+            "elementwise_fill",
+            edited(
+                "elementwise_fill",
+                "@workgroup_size(256)",
+                "@workgroup_size(128)",
+            ),
+            "@workgroup_size must stay [256, 1, 1]",
+        ),
+        (
+            "elementwise_fil",
+            edited("elementwise_fill", "", ""),
+            "overrides no built-in kernel",
+        ),
+    ];
+    for (i, (file, text, want)) in cases.iter().enumerate() {
+        let dir = scratch(&format!("interface_{i}"));
+        std::fs::write(dir.join(format!("{file}.wgsl")), text).unwrap();
+        let o = wgseg(&["shaders", "check", dir.to_str().unwrap()], &[]);
+        assert_eq!(o.status.code(), Some(1), "{file}: {}", stdout(&o));
+        let text = stdout(&o);
+        let fails: Vec<&str> = text.lines().filter(|l| l.starts_with("FAIL")).collect();
+        assert_eq!(fails.len(), 1, "{fails:?}");
+        assert!(fails[0].contains(&format!("{file}.wgsl: ")), "{fails:?}");
+        assert!(
+            fails[0].contains(want),
+            "{file}: wanted {want:?} in {fails:?}"
+        );
+        // A run refuses the same directory before it computes anything.
+        let o = wgseg(
+            &["gradcheck", "softmax"],
+            &[("WGSEG_SHADER_DIR", dir.to_str().unwrap())],
+        );
+        assert_eq!(o.status.code(), Some(2), "{file}: {}", stdout(&o));
+        assert!(stderr(&o).contains(want), "{file}: {}", stderr(&o));
+    }
+    // An override with the built-in's interface passes.
+    let dir = scratch("interface_ok");
+    let same = edited(
+        "elementwise_fill",
+        "out[i] = p.value;",
+        "out[i] = p.value + 0.0;",
+    );
+    std::fs::write(dir.join("elementwise_fill.wgsl"), same).unwrap();
+    let o = wgseg(&["shaders", "check", dir.to_str().unwrap()], &[]);
+    assert!(o.status.success(), "{}", stdout(&o));
+}
+
 #[test]
 fn gradcheck_command_passes() {
     let o = wgseg(&["gradcheck", "matmul", "softmax", "sum"], &[]);

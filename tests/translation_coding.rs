@@ -63,7 +63,7 @@ fn the_three_stages_run_in_one_run_with_an_evaluation_after_each() {
     assert!(o.status.success(), "{}", stderr(&o));
     let s = stdout(&o);
     for stage in ["pretrain", "transfer", "self_train"] {
-        assert!(s.contains(&format!("after {stage}")), "{s}");
+        assert!(s.contains(&format!("stage {stage}")), "{s}");
     }
     let dir = only_run_dir(&out);
     let recs = records(&dir);

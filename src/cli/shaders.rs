@@ -25,7 +25,7 @@ pub fn check(dir: Option<PathBuf>) -> Result<ExitCode> {
             }
         }
     }
-    println!("{} shaders, {} failed", results.len(), failed);
+    println!("{} checked, {} failed", results.len(), failed);
     Ok(if failed == 0 {
         ExitCode::SUCCESS
     } else {

@@ -69,7 +69,7 @@ pub fn evaluate(
     let dim = train_feats[0].0.shape()[1];
     let mut b = Builder::new(gpu, seed);
     let probe = Conv2d::new(&mut b, dim, classes, 1, ConvOpts::default())?;
-    let params = parameters(&probe).into_iter().map(|(_, p)| p).collect();
+    let params = parameters(&probe);
     let kind = Kind::Sgd {
         momentum: cfg.momentum as f32,
         dampening: 0.0,

@@ -70,6 +70,10 @@ pub struct DeviceCfg {
     pub adapter: Option<String>,
     /// Directory of NAME.wgsl files overriding the built-in kernels.
     pub shader_dir: Option<PathBuf>,
+    /// Seconds a wait for the GPU may take before the run stops with an error (as
+    /// WGSEG_GPU_TIMEOUT_S; default 600).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_s: Option<f64>,
 }
 
 /// One training stage: its steps, schedule and overrides.
@@ -109,6 +113,18 @@ pub struct OutputCfg {
     pub checkpoint_every: usize,
     /// Validation images drawn as prediction PNGs at the end.
     pub pictures: usize,
+    /// What a step whose loss or gradient is NaN or infinite does.
+    pub on_nonfinite: OnNonfinite,
+}
+
+/// `output.on_nonfinite`: `stop` the run at that step (its last good checkpoint kept),
+/// or `skip` the step's update, as mixed-precision trainers do, and log it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnNonfinite {
+    #[default]
+    Stop,
+    Skip,
 }
 
 impl Default for OutputCfg {
@@ -118,6 +134,7 @@ impl Default for OutputCfg {
             log_every: 10,
             checkpoint_every: 100,
             pictures: 4,
+            on_nonfinite: OnNonfinite::Stop,
         }
     }
 }

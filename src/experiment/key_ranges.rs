@@ -133,6 +133,9 @@ fn source(key: &str, s: &DataSource) -> Result<Option<usize>> {
 
 pub fn check(exp: &Experiment) -> Result<()> {
     check_folder_name("name", &exp.name)?;
+    if let Some(t) = exp.device.timeout_s {
+        positive("device.timeout_s", t)?;
+    }
     side("data.image_size", exp.data.image_size)?;
     let val = source("data.source", &exp.data.source)?;
     let target_val = match &exp.data.target {

@@ -23,6 +23,10 @@ pub struct Report {
     pub run_dir: String,
     pub adapter: String,
     pub steps: usize,
+    /// Steps whose update was dropped for a non-finite loss or gradient
+    /// (`output.on_nonfinite: skip`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub skipped_steps: usize,
     pub seconds: f64,
     pub class_names: Vec<String>,
     /// Evaluation of the network before training (same protocol and seeds).
@@ -47,6 +51,10 @@ pub struct Report {
     /// Pseudo labels over training, at the logged steps of a method that makes them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub pseudo_labels: Vec<PseudoLabels>,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 /// The evaluation at the end of one stage.
@@ -187,6 +195,12 @@ fn markdown(r: &Report) -> String {
         "# {}\n\n{} steps in {:.0} s on {}.\n\n",
         r.name, r.steps, r.seconds, r.adapter
     );
+    if r.skipped_steps > 0 {
+        s.push_str(&format!(
+            "{} steps were skipped for a non-finite loss or gradient (metrics.jsonl names each).\n\n",
+            r.skipped_steps
+        ));
+    }
     if r.target_domain {
         s.push_str("Scores are on the target domain's validation split.\n\n");
     }
@@ -322,6 +336,9 @@ pub fn read(dir: &Path) -> Result<Option<Report>> {
         .map_err(|e| Error::file(&p, e))
 }
 
+/// The `kind` of a metrics.jsonl record of a step skipped by `output.on_nonfinite: skip`.
+pub const SKIPPED: &str = "skipped";
+
 /// The run's predictions on its first validation images, as one grid.
 pub const CONTACT_SHEET: &str = "contact_sheet.png";
 
@@ -378,6 +395,7 @@ pub fn write(
         run_dir: dir.path.display().to_string(),
         adapter: gpu.info.name.clone(),
         steps: exp.schedule.iters,
+        skipped_steps: records.iter().filter(|r| r["kind"] == SKIPPED).count(),
         seconds,
         class_names: val.class_names.clone(),
         start: first.and_then(Evaluation::from_record),
@@ -407,19 +425,22 @@ pub fn write_with_baselines(
     save(dir, report)
 }
 
-/// The lines a person reads at the end of a run.
-pub fn print_summary(r: &Report) {
-    if let Some(e) = &r.start {
-        println!("start           {}", e.summary());
-    }
-    if let Some(e) = &r.backbone {
-        println!(
-            "backbone        {} (its features, dataset masks)",
-            e.summary()
-        );
-    }
-    for st in &r.stages {
-        println!("after {:<10} {}", st.stage, st.eval.summary());
+/// The lines a person reads at the end of a run; `with_start` adds the start, the
+/// backbone and the stages, which a run that trained in this process printed already.
+pub fn print_summary(r: &Report, with_start: bool) {
+    if with_start {
+        if let Some(e) = &r.start {
+            println!("start           {}", e.summary());
+        }
+        if let Some(e) = &r.backbone {
+            println!(
+                "backbone        {} (its features, dataset masks)",
+                e.summary()
+            );
+        }
+        for st in &r.stages {
+            println!("stage {:<10} {}", st.stage, st.eval.summary());
+        }
     }
     println!("trained         {}", r.trained.summary());
     if let Some(p) = &r.probe_trained {

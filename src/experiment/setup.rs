@@ -4,6 +4,7 @@
 use super::config::Experiment;
 use crate::error::{Error, Result};
 use crate::gpu::adapter::AdapterChoice;
+use crate::gpu::shader_source;
 use crate::gpu::Gpu;
 use crate::method::{Method, Setup};
 
@@ -16,7 +17,11 @@ pub fn open_device(exp: &Experiment) -> Result<Gpu> {
         if !dir.is_dir() {
             return Err(Error::file(dir, "device.shader_dir is not a directory"));
         }
+        shader_source::check_override_dir(dir)?;
         gpu.set_shader_dir(Some(dir.clone()));
+    }
+    if let Some(s) = exp.device.timeout_s {
+        gpu.set_timeout(s)?;
     }
     Ok(gpu)
 }

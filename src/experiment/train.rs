@@ -12,7 +12,7 @@ use std::time::Instant;
 use serde_json::{json, Value};
 
 use super::checkpoint::{restore, resume_method, save_checkpoint, snapshot};
-use super::config::Experiment;
+use super::config::{Experiment, OnNonfinite};
 use super::datasets::Data;
 use super::dry_run::print_plan;
 use super::evaluate::{evaluate, evaluate_backbone, probe, record, save_centroids, BACKBONE};
@@ -28,7 +28,6 @@ use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::io;
 use crate::optim::schedule::learning_rate;
-use crate::tensor::Tensor;
 
 pub struct TrainArgs {
     pub file: Option<PathBuf>,
@@ -124,16 +123,33 @@ fn run_arm(
                 schedule.iters,
             );
             let t0 = Instant::now();
-            let scalars = method.step(&train_sets, step, factor)?;
+            let stepped = method.step(&train_sets, step, factor);
             step_time += t0.elapsed();
             timed += 1;
             let done = step + 1;
-            if done % exp.output.log_every == 0 || done == iters {
+            let scalars = match stepped {
+                Err(Error::NonFinite(what)) if exp.output.on_nonfinite == OnNonfinite::Skip => {
+                    let rec = json!({"step": done, "kind": report::SKIPPED, "nonfinite": what});
+                    run.log(&in_stage(rec, stage))?;
+                    pb.suspend(|| println!("step {done} skipped: {what}"));
+                    None
+                }
+                Err(Error::NonFinite(what)) => {
+                    return Err(Error::Usage(format!(
+                        "step {done}: {what}: training diverged (a smaller optim.lr may help, or output.on_nonfinite: skip); {}",
+                        kept(last_saved, &run.path)
+                    )))
+                }
+                r => Some(r?),
+            };
+            let logs = done % exp.output.log_every == 0 || done == iters;
+            if let Some(scalars) = scalars.filter(|_| logs) {
                 let lr = method.optimizer().lr();
                 let mut rec = json!({"step": done, "kind": "train", "lr": lr});
                 let t0 = Instant::now();
-                for (name, v) in finite_scalars(done, &scalars, last_saved, &run.path)? {
-                    rec[name] = json!(v);
+                // Every scalar is finite: the method's step checked them.
+                for (name, v) in &scalars {
+                    rec[*name] = json!(v.item()?);
                 }
                 step_time += t0.elapsed();
                 rec["step_ms"] = json!(step_time.as_secs_f64() * 1e3 / f64::from(timed));
@@ -256,11 +272,13 @@ pub fn train(args: &TrainArgs) -> Result<Option<Report>> {
         Ok(None)
     };
     if exp.seeds.is_empty() {
+        // A run that starts now prints its start and stages as it goes.
+        let fresh = !root.join(CHECKPOINT).is_file() && report::read(&root)?.is_none();
         let Some(report) = run_arms(&gpu, &exp, &plan, baselines, &root, &mut data, args.stop_at)?
         else {
             return stopped();
         };
-        report::print_summary(&report);
+        report::print_summary(&report, !fresh);
         return Ok(Some(report));
     }
     // --stop-at counts every seed's arms one after another.
@@ -336,30 +354,6 @@ fn run_arms(
         report::write_with_baselines(root, &mut report, done)?;
     }
     Ok(Some(report))
-}
-
-/// The values of a step's scalars, or an error that stops a run whose loss came out
-/// NaN or infinite at `step`: it names the first such term (a part of the loss before
-/// the total) and which checkpoint of `run` is kept.
-fn finite_scalars<'a>(
-    step: usize,
-    scalars: &[(&'a str, Tensor)],
-    last_saved: Option<usize>,
-    run: &Path,
-) -> Result<Vec<(&'a str, f32)>> {
-    let values = scalars
-        .iter()
-        .map(|(n, t)| Ok((*n, t.item()?)))
-        .collect::<Result<Vec<_>>>()?;
-    let part = values.iter().find(|(n, v)| *n != "loss" && !v.is_finite());
-    let any = values.iter().find(|(_, v)| !v.is_finite());
-    let Some(&(name, value)) = part.or(any) else {
-        return Ok(values);
-    };
-    Err(Error::Usage(format!(
-        "step {step}: {name} is {value}: training diverged (a smaller optim.lr may help); {}",
-        kept(last_saved, run)
-    )))
 }
 
 /// Which checkpoint of `run` a stopped run leaves.

@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 
+use super::interface;
 use super::shader_source::{self, CheckedShader};
 use crate::error::{Error, Result};
 
@@ -83,7 +84,7 @@ pub struct KernelRegistry {
     pipelines: HashMap<PipelineKey, std::rc::Rc<Pipeline>>,
 }
 
-fn reflect(checked: &CheckedShader, shader: &str, entry: &str) -> Result<EntryBindings> {
+pub(super) fn reflect(checked: &CheckedShader, shader: &str, entry: &str) -> Result<EntryBindings> {
     let index = checked
         .module
         .entry_points
@@ -162,6 +163,9 @@ impl KernelRegistry {
         if !self.shaders.contains_key(name) {
             let src = shader_source::load(name, self.override_dir.as_deref())?;
             let checked = shader_source::check(&src)?;
+            if self.override_dir.is_some() {
+                interface::check_against_builtin(&src, &checked)?;
+            }
             let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
                 label: Some(name),
                 source: wgpu::ShaderSource::Wgsl(src.text.into()),

@@ -4,11 +4,13 @@
 //! becomes a handful of submissions rather than one per op.
 
 pub mod adapter;
+mod interface;
 mod kernels;
 pub mod params;
 mod pool;
 pub mod profile;
 pub mod shader_source;
+mod watchdog;
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -56,6 +58,8 @@ pub struct GpuInner {
     dispatches: Cell<u64>,
     /// Recording while `Some`: every dispatch is then timed alone.
     profile: RefCell<Option<Profile>>,
+    /// Ends the process when a submission or a wait hangs.
+    watchdog: watchdog::Watchdog,
 }
 
 struct Pending {
@@ -130,13 +134,17 @@ impl Gpu {
             mapped_at_creation: false,
         });
         let limits = device.limits();
+        let shader_dir = shader_source::override_dir_from_env()?;
+        if let Some(d) = &shader_dir {
+            shader_source::check_override_dir(d)?;
+        }
         Ok(Gpu(Rc::new(GpuInner {
             features: device.features(),
             limits,
             info,
             pool: RefCell::new(BufferPool::default()),
             readback: RefCell::new(BufferPool::default()),
-            kernels: RefCell::new(KernelRegistry::new(shader_source::override_dir_from_env()?)),
+            kernels: RefCell::new(KernelRegistry::new(shader_dir)),
             pending: RefCell::new(Pending {
                 encoder: None,
                 params: Vec::new(),
@@ -148,6 +156,7 @@ impl Gpu {
             readbacks: Cell::new(0),
             dispatches: Cell::new(0),
             profile: RefCell::new(None),
+            watchdog: watchdog::Watchdog::new(watchdog::timeout_from_env()?)?,
             device,
             queue,
         })))
@@ -380,6 +389,7 @@ impl Gpu {
                 self.queue
                     .write_buffer(&pending.params_buf, 0, &pending.params);
             }
+            let _busy = self.watchdog.watch("a submission");
             self.queue.submit([encoder.finish()]);
             self.submissions.set(self.submissions.get() + 1);
         }
@@ -387,6 +397,22 @@ impl Gpu {
         pending.dispatches = 0;
         drop(pending);
         self.check_error()
+    }
+
+    /// Sets the watchdog's limit from the experiment's `device.timeout_s`.
+    pub fn set_timeout(&self, seconds: f64) -> Result<()> {
+        self.watchdog
+            .set_limit(watchdog::timeout(seconds, "device.timeout_s")?);
+        Ok(())
+    }
+
+    /// Waits for all submitted work, under the watchdog.
+    fn wait(&self) -> Result<()> {
+        let _busy = self.watchdog.watch("a wait for the GPU");
+        self.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| Error::Gpu(format!("poll: {e}")))?;
+        Ok(())
     }
 
     /// Turns an error wgpu reported asynchronously into an `Err`.
@@ -401,9 +427,7 @@ impl Gpu {
     /// Waits for all submitted work.
     pub fn sync(&self) -> Result<()> {
         self.flush()?;
-        self.device
-            .poll(wgpu::PollType::wait_indefinitely())
-            .map_err(|e| Error::Gpu(format!("poll: {e}")))?;
+        self.wait()?;
         self.check_error()
     }
 
@@ -421,9 +445,7 @@ impl Gpu {
         slice.map_async(wgpu::MapMode::Read, move |r| {
             let _ = tx.send(r);
         });
-        self.device
-            .poll(wgpu::PollType::wait_indefinitely())
-            .map_err(|e| Error::Gpu(format!("poll: {e}")))?;
+        self.wait()?;
         rx.recv()
             .map_err(|e| Error::Gpu(format!("readback: {e}")))?
             .map_err(|e| Error::Gpu(format!("readback: {e}")))?;

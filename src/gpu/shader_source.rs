@@ -141,27 +141,66 @@ pub fn check(src: &ShaderSource) -> Result<CheckedShader> {
     Ok(CheckedShader { module, info })
 }
 
-/// Validates every shader (embedded, with overrides from `dir` when given) and
-/// returns one result per shader name, plus override files that match no kernel.
-pub fn check_all(dir: Option<&Path>) -> Result<Vec<(String, Result<()>)>> {
-    let mut names: Vec<String> = embedded_names().map(String::from).collect();
-    if let Some(d) = dir {
-        let entries = std::fs::read_dir(d).map_err(|e| Error::file(d, e))?;
-        for entry in entries.flatten() {
-            let file = entry.file_name().to_string_lossy().into_owned();
-            if let Some(stem) = file.strip_suffix(".wgsl") {
-                if !names.iter().any(|n| n == stem) {
-                    names.push(stem.to_string());
-                }
+/// The `.wgsl` files of an override directory (and of its include/) that replace no
+/// built-in shader or header: a misspelt name would otherwise run the built-in in
+/// silence. Each as (path, what it should have been named after).
+pub fn stray_files(dir: &Path) -> Result<Vec<(PathBuf, &'static str)>> {
+    let mut stray = Vec::new();
+    for (folder, table, kind) in [
+        (dir.to_path_buf(), EMBEDDED, "kernel"),
+        (dir.join("include"), INCLUDES, "header"),
+    ] {
+        if !folder.is_dir() {
+            continue;
+        }
+        let entries = std::fs::read_dir(&folder).map_err(|e| Error::file(&folder, e))?;
+        for entry in entries {
+            let path = entry.map_err(|e| Error::file(&folder, e))?.path();
+            let stem = path
+                .file_name()
+                .and_then(|f| f.to_str()?.strip_suffix(".wgsl"));
+            if stem.is_some_and(|s| lookup(table, s).is_none()) {
+                stray.push((path, kind));
             }
         }
     }
+    stray.sort();
+    Ok(stray)
+}
+
+/// Refuses an override directory before anything runs: its first file that overrides
+/// nothing, fails validation or changes a kernel's interface.
+pub fn check_override_dir(dir: &Path) -> Result<()> {
+    match check_all(Some(dir))?.into_iter().find_map(|(_, r)| r.err()) {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+/// Validates every shader (embedded, with overrides from `dir` when given, each held
+/// to the built-in's interface) and returns one result per shader name, then one
+/// failure per override file that replaces nothing.
+pub fn check_all(dir: Option<&Path>) -> Result<Vec<(String, Result<()>)>> {
+    let mut names: Vec<String> = embedded_names().map(String::from).collect();
     names.sort();
-    Ok(names
+    let mut out: Vec<(String, Result<()>)> = names
         .into_iter()
         .map(|n| {
-            let r = load(&n, dir).and_then(|s| check(&s).map(|_| ()));
+            let r = load(&n, dir).and_then(|s| {
+                let checked = check(&s)?;
+                if dir.is_some() {
+                    super::interface::check_against_builtin(&s, &checked)?;
+                }
+                Ok(())
+            });
             (n, r)
         })
-        .collect())
+        .collect();
+    if let Some(d) = dir {
+        for (path, kind) in stray_files(d)? {
+            let msg = format!("overrides no built-in {kind}");
+            out.push((path.display().to_string(), Err(Error::file(&path, msg))));
+        }
+    }
+    Ok(out)
 }

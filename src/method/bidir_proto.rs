@@ -407,12 +407,12 @@ impl Method for BidirProto {
             let (ps, ns) = class_prototypes(&fs.value(), &ys_t, self.classes, IGNORE as u32)?;
             self.protos.source.update(&ps, &ns)?;
         }
-        self.optimizer.zero_grad();
-        loss.backward()?;
-        self.optimizer
-            .step(lr_factor)?;
         let mut out = vec![("loss", loss.value()), ("loss_ce", ce.value())];
         out.extend(scalars);
+        self.optimizer.zero_grad();
+        loss.backward()?;
+        self.optimizer.check_finite(&out)?;
+        self.optimizer.step(lr_factor)?;
         Ok(out)
     }
 

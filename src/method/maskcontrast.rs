@@ -145,19 +145,20 @@ impl Method for MaskContrast {
         let target = Var::constant(q.saliency.reshape(saliency_logit.shape().as_slice())?);
         let saliency = saliency_logit.balanced_bce(&target, true)?;
         let loss = contrast.add(&saliency.mul_scalar(self.saliency_weight)?)?;
+        let scalars = vec![
+            ("loss", loss.value()),
+            ("loss_infonce", contrast.value()),
+            ("loss_saliency", saliency.value()),
+        ];
         self.optimizer.zero_grad();
         loss.backward()?;
-        self.optimizer
-            .step(lr_factor)?;
+        self.optimizer.check_finite(&scalars)?;
+        self.optimizer.step(lr_factor)?;
         ema_update_module(&self.key, &self.query, self.momentum)?;
         if let Some(q) = &mut self.queue {
             q.enqueue(&prototypes.value())?;
         }
-        Ok(vec![
-            ("loss", loss.value()),
-            ("loss_infonce", contrast.value()),
-            ("loss_saliency", saliency.value()),
-        ])
+        Ok(scalars)
     }
 
     fn optimizer(&self) -> &Optimizer {

@@ -320,19 +320,20 @@ impl Method for PixelContrast {
             }
             enqueue = Some((embedding.value(), labels_low, rng));
         }
+        let scalars = vec![
+            ("loss", loss.value()),
+            ("loss_ce", ce.value()),
+            ("loss_contrast", contrast),
+        ];
         self.optimizer.zero_grad();
         loss.backward()?;
-        self.optimizer
-            .step(lr_factor)?;
+        self.optimizer.check_finite(&scalars)?;
+        self.optimizer.step(lr_factor)?;
         if let (Some(memory), Some((embedding, labels_low, mut rng))) = (&mut self.memory, enqueue)
         {
             memory.enqueue(&embedding.to_vec()?, &labels_low, b, &mut rng)?;
         }
-        Ok(vec![
-            ("loss", loss.value()),
-            ("loss_ce", ce.value()),
-            ("loss_contrast", contrast),
-        ])
+        Ok(scalars)
     }
 
     fn optimizer(&self) -> &Optimizer {

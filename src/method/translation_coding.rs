@@ -412,11 +412,20 @@ impl Method for TranslationCoding {
             }
         }
         let loss = loss.ok_or_else(|| Error::Usage("method: every loss weight is 0".into()))?;
+        let mut scalars = vec![
+            ("loss", loss.value()),
+            ("loss_ce", ce),
+            ("loss_nce", nce),
+            ("loss_adv", adv),
+            ("loss_pseudo", pseudo),
+        ];
         self.optimizer.zero_grad();
         self.disc_optimizer.zero_grad();
         loss.backward()?;
-        self.optimizer
-            .step(lr_factor)?;
+        self.optimizer.check_finite(&scalars)?;
+        // The discriminator's loss reads the outputs before the network's update (they
+        // are detached), so both are checked before either is updated and a refused
+        // step changes neither.
         let mut disc = zero()?;
         if let (true, Some(p)) = (adversarial, &probs_t) {
             // The discriminator tells source outputs (real) from target ones (fake).
@@ -428,18 +437,16 @@ impl Method for TranslationCoding {
                 .mul_scalar(0.5)?;
             self.disc_optimizer.zero_grad();
             l.backward()?;
-            self.disc_optimizer
-                .step(lr_factor)?;
             disc = l.value();
+            self.disc_optimizer
+                .check_finite(&[("loss_disc", disc.clone())])?;
         }
-        Ok(vec![
-            ("loss", loss.value()),
-            ("loss_ce", ce),
-            ("loss_nce", nce),
-            ("loss_adv", adv),
-            ("loss_disc", disc),
-            ("loss_pseudo", pseudo),
-        ])
+        self.optimizer.step(lr_factor)?;
+        if adversarial && probs_t.is_some() {
+            self.disc_optimizer.step(lr_factor)?;
+        }
+        scalars.push(("loss_disc", disc));
+        Ok(scalars)
     }
 
     fn optimizer(&self) -> &Optimizer {

@@ -5,7 +5,6 @@
 use serde::{Deserialize, Serialize};
 
 use super::{Kind, Optimizer, ParamGroup};
-use crate::autograd::Var;
 use crate::error::{Error, Result};
 use crate::nn::module::{parameters, Module};
 
@@ -63,15 +62,15 @@ pub fn optimizer(model: &dyn Module, cfg: &OptimCfg) -> Result<Optimizer> {
             )));
         }
     }
-    let (mut backbone, mut head): (Vec<Var>, Vec<Var>) = (Vec::new(), Vec::new());
+    let (mut backbone, mut head) = (Vec::new(), Vec::new());
     for (name, p) in params {
         if cfg.frozen.iter().any(|f| name.starts_with(f.as_str())) {
             continue;
         }
         if name.starts_with("backbone.") {
-            backbone.push(p);
+            backbone.push((name, p));
         } else {
-            head.push(p);
+            head.push((name, p));
         }
     }
     let kind = match cfg.kind {

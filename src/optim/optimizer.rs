@@ -29,12 +29,14 @@ pub enum Kind {
 
 /// Parameters sharing a learning-rate multiplier and weight decay (e.g. a head at lr x10).
 pub struct ParamGroup {
-    pub params: Vec<Var>,
+    /// (name, parameter): the name is how a non-finite gradient is reported.
+    pub params: Vec<(String, Var)>,
     pub lr_scale: f32,
     pub weight_decay: f32,
 }
 
 struct Slot {
+    name: String,
     param: Var,
     state0: Tensor,
     /// Adam's second moment; SGD keeps only `state0`.
@@ -69,7 +71,7 @@ impl Optimizer {
         }
         let mut slots = Vec::new();
         for g in groups {
-            for p in g.params {
+            for (name, p) in g.params {
                 if !p.is_leaf() || !p.requires_grad() {
                     return Err(Error::Autograd(
                         "optimiser parameters must be leaves that require grad".into(),
@@ -82,6 +84,7 @@ impl Optimizer {
                         Kind::Sgd { .. } => None,
                         _ => Some(zeros(v.gpu(), v.shape())?),
                     },
+                    name,
                     param: p,
                     lr_scale: g.lr_scale,
                     weight_decay: g.weight_decay,
@@ -152,6 +155,51 @@ impl Optimizer {
             )?;
         }
         Ok(())
+    }
+
+    /// Refuses a step whose loss or gradients are not finite, before anything is
+    /// updated: `terms` are the step's scalars (the loss "loss" and its parts). One
+    /// read-back of a flag per term and per gradient; the error names the first part
+    /// that is NaN or infinite (the total only when no part is), else the first
+    /// parameter whose gradient is.
+    pub fn check_finite(&self, terms: &[(&str, Tensor)]) -> Result<()> {
+        let grads = self
+            .slots
+            .iter()
+            .filter_map(|s| Some((s.name.as_str(), s.param.grad()?)));
+        let all: Vec<(&str, Tensor)> = terms.iter().cloned().chain(grads).collect();
+        let Some((_, first)) = all.first() else {
+            return Ok(());
+        };
+        let gpu = first.gpu();
+        let flags = Tensor::from_u32(gpu, &vec![0; all.len()], &[all.len()])?;
+        for (slot, (_, t)) in all.iter().enumerate() {
+            let n = t.numel();
+            let p = Params::new("nonfinite").idx("n", n)?.idx("slot", slot)?;
+            gpu.dispatch(
+                &Kernel::new("nonfinite", "flag"),
+                &[t.buffer(), flags.buffer()],
+                &p,
+                gpu.grid(n as u64, WORKGROUP),
+            )?;
+        }
+        let flagged: Vec<usize> = (flags.to_vec_u32()?.iter().enumerate())
+            .filter_map(|(i, &f)| (f != 0).then_some(i))
+            .collect();
+        let is_term = |i: &&usize| **i < terms.len();
+        let part = flagged
+            .iter()
+            .filter(is_term)
+            .find(|&&i| all[i].0 != "loss");
+        let Some(&slot) = part.or(flagged.first()) else {
+            return Ok(());
+        };
+        let (name, t) = &all[slot];
+        Err(Error::NonFinite(if slot < terms.len() {
+            format!("{name} is {}", t.item()?)
+        } else {
+            format!("the gradient of {name} is not finite (the loss is)")
+        }))
     }
 
     /// Clears every parameter's gradient.
@@ -270,7 +318,7 @@ mod tests {
             let mut opt = Optimizer::new(
                 kind,
                 vec![ParamGroup {
-                    params: vec![p.clone()],
+                    params: vec![("w".into(), p.clone())],
                     lr_scale: 2.0,
                     weight_decay: 0.01,
                 }],
@@ -297,5 +345,60 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn check_finite_names_the_first_bad_term_or_gradient_and_step_is_left_to_the_caller() {
+        let gpu = Gpu::shared().unwrap();
+        let w0 = [0.3f32, -1.2, 0.7, 2.0, -0.4];
+        let p = Var::leaf(Tensor::from_slice(&gpu, &w0, &[5]).unwrap());
+        let q = Var::leaf(Tensor::from_slice(&gpu, &[1.5f32], &[1]).unwrap());
+        let kind = Kind::Sgd {
+            momentum: 0.9,
+            dampening: 0.0,
+            nesterov: false,
+        };
+        let group = vec![
+            ("a.weight".to_string(), p.clone()),
+            ("b.bias".into(), q.clone()),
+        ];
+        let opt = Optimizer::new(
+            kind,
+            vec![ParamGroup {
+                params: group,
+                lr_scale: 1.0,
+                weight_decay: 0.0,
+            }],
+            0.1,
+        )
+        .unwrap();
+        let scalar = |v: f32| Tensor::from_slice(&gpu, &[v], &[]).unwrap();
+        let grads = |g: &[f32]| {
+            opt.zero_grad();
+            let c = Var::constant(Tensor::from_slice(&gpu, g, &[5]).unwrap());
+            let loss = p.mul(&c).unwrap().sum(None, false).unwrap();
+            loss.add(&q.sum(None, false).unwrap())
+                .unwrap()
+                .backward()
+                .unwrap();
+        };
+        let terms = |part: f32, total: f32| vec![("loss", scalar(total)), ("loss_a", scalar(part))];
+        grads(&[0.1, -0.2, 0.3, 0.4, 0.5]);
+        opt.check_finite(&terms(1.0, 2.0)).unwrap();
+        // A part is named before the total it makes.
+        let e = opt.check_finite(&terms(f32::NAN, f32::NAN)).unwrap_err();
+        assert_eq!(e.to_string(), "loss_a is NaN");
+        let e = opt.check_finite(&terms(1.0, f32::INFINITY)).unwrap_err();
+        assert_eq!(e.to_string(), "loss is inf");
+        for bad in [f32::NAN, f32::NEG_INFINITY] {
+            grads(&[0.1, -0.2, 0.3, bad, 0.5]);
+            let e = opt.check_finite(&terms(1.0, 2.0)).unwrap_err();
+            assert!(matches!(e, Error::NonFinite(_)), "{e}");
+            assert_eq!(
+                e.to_string(),
+                "the gradient of a.weight is not finite (the loss is)"
+            );
+        }
+        assert_eq!(p.value().to_vec().unwrap(), w0, "checking updates nothing");
     }
 }

@@ -276,6 +276,38 @@ mod tests {
     }
 
     #[test]
+    fn a_channel_whose_batch_statistics_are_not_finite_keeps_its_running_stats() {
+        let gpu = Gpu::shared().unwrap();
+        let mut data = input();
+        for bad in [f32::NAN, f32::INFINITY] {
+            // Channel 0 of the second image; channel 1 stays finite.
+            data[C * S + 1] = bad;
+            let x = Tensor::from_slice(&gpu, &data, &[N, C, 2, 2]).unwrap();
+            let rm_t = Tensor::from_slice(&gpu, &[0.5, -0.25], &[C]).unwrap();
+            let rv_t = Tensor::from_slice(&gpu, &[2.0, 0.75], &[C]).unwrap();
+            let opts = BatchNormOpts {
+                training: true,
+                ..Default::default()
+            };
+            batch_norm(&x, Some(&rm_t), Some(&rv_t), None, None, opts).unwrap();
+            let v = channel_values(&data, 1);
+            let n = v.len() as f64;
+            let mean = v.iter().sum::<f64>() / n;
+            let var = v.iter().map(|a| (a - mean) * (a - mean)).sum::<f64>() / (n - 1.0);
+            close(
+                &rm_t.to_vec().unwrap(),
+                &[0.5, 0.9 * -0.25 + 0.1 * mean],
+                1e-6,
+            );
+            close(
+                &rv_t.to_vec().unwrap(),
+                &[2.0, 0.9 * 0.75 + 0.1 * var],
+                1e-6,
+            );
+        }
+    }
+
+    #[test]
     fn eval_uses_running_stats_and_leaves_them() {
         let gpu = Gpu::shared().unwrap();
         let data = input();

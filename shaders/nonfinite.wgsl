@@ -1,0 +1,21 @@
+// Finiteness flags: marks slot `slot` of `flags` when any of the first `n` values is
+// NaN or infinite, so a training step can refuse its update after one read-back of
+// the flags of all its loss terms and gradients.
+struct Params {
+    n: u32,
+    slot: u32,
+}
+
+@group(0) @binding(0) var<storage, read> values: array<f32>;
+@group(0) @binding(1) var<storage, read_write> flags: array<atomic<u32>>;
+@group(0) @binding(2) var<uniform> p: Params;
+
+// #include is_finite
+
+@compute @workgroup_size(256)
+fn flag(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = gid.x + gid.y * nwg.x * 256u;
+    if i < p.n && !is_finite(values[i]) {
+        atomicOr(&flags[p.slot], 1u);
+    }
+}
