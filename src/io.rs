@@ -112,6 +112,18 @@ pub fn read_metadata(path: &Path) -> Result<HashMap<String, String>> {
     Ok(meta.metadata().clone().unwrap_or_default())
 }
 
+/// The dtype each tensor of a safetensors file is stored as, lower case (`i64`), by
+/// name: what an error names when a converted tensor is the wrong kind.
+pub fn file_dtypes(path: &Path) -> Result<HashMap<String, String>> {
+    let bytes = std::fs::read(path).map_err(|e| Error::file(path, e))?;
+    let st = SafeTensors::deserialize(&bytes)
+        .map_err(|e| Error::file(path, format!("not a safetensors file: {e}")))?;
+    Ok(st
+        .iter()
+        .map(|(n, v)| (n.to_string(), format!("{:?}", v.dtype()).to_lowercase()))
+        .collect())
+}
+
 /// Reads every tensor of a safetensors file onto the GPU.
 pub fn read(gpu: &Gpu, path: &Path) -> Result<Vec<(String, Tensor)>> {
     read_host(path)?
@@ -193,7 +205,8 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
         name.to_string_lossy(),
         std::process::id()
     ));
-    std::fs::write(&tmp, data).map_err(|e| Error::file(&tmp, e))?;
+    // Named by the file asked for: the temporary name means nothing to the user.
+    std::fs::write(&tmp, data).map_err(|e| Error::file(path, e))?;
     std::fs::rename(&tmp, path).map_err(|e| {
         let _ = std::fs::remove_file(&tmp);
         Error::file(path, e)

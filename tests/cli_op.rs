@@ -132,6 +132,37 @@ fn op_wrong_shape_names_the_tensors() {
 }
 
 #[test]
+fn op_names_the_files_dtype_an_overflowing_shape_and_the_output_file() {
+    let dir = scratch("op_dtype");
+    let ints = dir.join("i64.safetensors");
+    let values: Vec<u8> = (0..6i64).flat_map(|v| v.to_le_bytes()).collect();
+    let view =
+        safetensors::tensor::TensorView::new(safetensors::Dtype::I64, vec![2, 3], &values).unwrap();
+    std::fs::write(
+        &ints,
+        safetensors::serialize([("input", view)], None).unwrap(),
+    )
+    .unwrap();
+    let out = dir.join("o.safetensors");
+    let (i, o) = (ints.to_str().unwrap(), out.to_str().unwrap());
+    let e = op_error(&["op", "relu", "--in", i, "--out", o]);
+    assert!(
+        e.contains("relu: input input must be f32, the file holds i64"),
+        "{e}"
+    );
+    let sm = data("op_fixtures/softmax_in.safetensors");
+    let sm = sm.to_str().unwrap();
+    let huge = "size=2147483647,2147483647,2147483647,2,7,3";
+    let e = op_error(&["op", "expand", "--in", sm, "--out", o, "--attr", huge]);
+    assert!(e.contains("has more elements than 64 bits count"), "{e}");
+    // The file asked for is named, not the temporary file it is written through.
+    let missing = dir.join("no_such_dir").join("o.safetensors");
+    let m = missing.to_str().unwrap();
+    let e = op_error(&["op", "softmax", "--in", sm, "--out", m, "--attr", "dim=1"]);
+    assert!(e.contains(&format!("{m}: ")), "{e}");
+}
+
+#[test]
 fn op_list_names_every_op_with_inputs() {
     let o = wgseg(&["op", "--list"], &[]);
     assert!(o.status.success());

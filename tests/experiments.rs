@@ -72,6 +72,27 @@ fn quickstart_writes_a_complete_run_folder_and_is_deterministic() {
         assert_eq!(img.width(), 3 * input.width() + 150, "{name}");
         assert_eq!(img.height(), input.height(), "{name}");
     }
+    // A missing or broken input is one line and leaves no output folder.
+    std::fs::write(a.join("broken.png"), b"not a png").unwrap();
+    for input in [a.join("missing.png"), a.join("broken.png")] {
+        let bad_out = a.join("infer_bad");
+        let args = [
+            "infer",
+            dir.to_str().unwrap(),
+            "--input",
+            input.to_str().unwrap(),
+            "--out",
+            bad_out.to_str().unwrap(),
+        ];
+        let o = wgseg(&args, &[]);
+        assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+        assert!(
+            stderr(&o).contains(input.to_str().unwrap()),
+            "{}",
+            stderr(&o)
+        );
+        assert!(!bad_out.exists(), "{input:?} left {bad_out:?}");
+    }
     // The resolved config runs again and gives the same numbers.
     let b = scratch("exp_b");
     assert!(run(&tiny(&b, &[])).status.success());

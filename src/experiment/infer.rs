@@ -114,9 +114,14 @@ pub fn infer(run_dir: &Path, input: &Path, out: &Path) -> Result<usize> {
         None => Predictor::Centroids(read_centroids(run_dir)?),
     };
     let names = class_names(&run.exp.data.source);
+    let files = inputs(input)?;
+    // Every input's header is read before the output folder exists, so a bad input
+    // leaves nothing behind.
+    for file in &files {
+        image::image_dimensions(file).map_err(|e| Error::file(file, e))?;
+    }
     std::fs::create_dir_all(out).map_err(|e| Error::file(out, e))?;
     let size = run.exp.data.image_size;
-    let files = inputs(input)?;
     for file in &files {
         let img = image::open(file)
             .map_err(|e| Error::file(file, e))?

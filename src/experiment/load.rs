@@ -56,9 +56,61 @@ fn from_text(file: &Path, text: &str) -> Result<Experiment> {
     serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
-        let line = inner.location().map(|l| l.line());
-        describe(file, line, &path, &inner.to_string(), "")
+        let message = inner.to_string();
+        let line = inner
+            .location()
+            .map(|l| duplicate_line(text, l.line(), &message).unwrap_or(l.line()));
+        describe(file, line, &path, &message, "")
     })
+}
+
+/// serde names a duplicate key at the first line of its mapping; the line a reader
+/// needs is the key's second occurrence at that mapping's indentation.
+fn duplicate_line(text: &str, mapping_line: usize, message: &str) -> Option<usize> {
+    // serde's own message, or serde_yaml's when it parses a tree for --set.
+    let key = match message.split_once("duplicate field `") {
+        Some((_, rest)) => rest.split('`').next()?,
+        None => message
+            .split_once("duplicate entry with key \"")?
+            .1
+            .split('"')
+            .next()?,
+    };
+    // (indentation, text) of a line; a list item's key sits after its "- ".
+    fn split(l: &str) -> (usize, &str) {
+        let t = l.trim_start();
+        let depth = l.len() - t.len();
+        match t.strip_prefix("- ") {
+            Some(rest) => (
+                depth + 2 + rest.len() - rest.trim_start().len(),
+                rest.trim_start(),
+            ),
+            None => (depth, t),
+        }
+    }
+    let lines: Vec<&str> = text.lines().collect();
+    let (depth, _) = split(lines.get(mapping_line.checked_sub(1)?)?);
+    let mut seen = 0;
+    for (i, l) in lines.iter().enumerate().skip(mapping_line - 1) {
+        let (d, t) = split(l);
+        if t.is_empty() || t.starts_with('#') {
+            continue;
+        }
+        let starts_item = i + 1 > mapping_line && l.trim_start().starts_with("- ");
+        if i + 1 > mapping_line && (d < depth || starts_item && d == depth) {
+            break;
+        }
+        let named = t
+            .strip_prefix(key)
+            .is_some_and(|r| r.trim_start().starts_with(':'));
+        if named && d == depth {
+            seen += 1;
+            if seen == 2 {
+                return Some(i + 1);
+            }
+        }
+    }
+    None
 }
 
 /// Sets `a.b.c` in a YAML tree to `value` (parsed as YAML), creating mappings; a
@@ -133,8 +185,11 @@ pub fn load(file: &Path, sets: &[String]) -> Result<Experiment> {
         return from_text(file, &text);
     }
     let mut tree: Value = serde_yaml::from_str(&text).map_err(|e| {
-        let line = e.location().map(|l| l.line());
-        describe(file, line, "", &e.to_string(), "")
+        let message = e.to_string();
+        let line = e
+            .location()
+            .map(|l| duplicate_line(&text, l.line(), &message).unwrap_or(l.line()));
+        describe(file, line, "", &message, "")
     })?;
     for s in sets {
         apply_set(&mut tree, s)?;
@@ -242,6 +297,31 @@ mod tests {
     }
 
     const GOOD: &str = "name: t\ndata:\n  source: {kind: synthetic, train: 8, val: 4, size: 32}\n  batch_size: 4\n  image_size: 32\nmodel:\n  backbone: resnet\n  depth: 18\nmethod:\n  kind: maskcontrast\noptim:\n  kind: sgd\n  lr: 0.01\nschedule:\n  iters: 10\n";
+
+    #[test]
+    fn a_duplicate_key_is_reported_at_its_second_line() {
+        let cases = [
+            ("name: a\nseed: 1\nname: b\n", ":3: duplicate field `name`"),
+            (
+                "# c\ndata:\n  image_size: 64\n  batch_size: 4\n  image_size: 32\n",
+                ":5: data: duplicate field `image_size`",
+            ),
+            (
+                "stages:\n  - name: a\n    iters: 3\n  - name: b\n    iters: 4\n    iters: 5\n",
+                ":6: stages[1]: duplicate field `iters`",
+            ),
+        ];
+        for (i, (text, want)) in cases.iter().enumerate() {
+            let p = write(&format!("dup{i}"), text);
+            for sets in [vec![], vec!["seed=3".to_string()]] {
+                let e = load(&p, &sets).unwrap_err().to_string();
+                let line = want.split(' ').next().unwrap();
+                assert!(e.contains(line) && e.contains("duplicate"), "{e} / {want}");
+            }
+            let e = load(&p, &[]).unwrap_err().to_string();
+            assert!(e.ends_with(want), "{e} / {want}");
+        }
+    }
 
     #[test]
     fn loads_with_defaults_and_overrides() {

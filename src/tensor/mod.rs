@@ -57,10 +57,28 @@ pub fn shape_str(shape: &[usize]) -> String {
     format!("{shape:?}")
 }
 
+fn too_large(shape: &[usize]) -> Error {
+    Error::op(
+        "tensor",
+        format!(
+            "shape {} has more elements than 64 bits count",
+            shape_str(shape)
+        ),
+    )
+}
+
+/// The number of elements of `shape`, refused when the product overflows.
+fn numel_checked(shape: &[usize]) -> Result<usize> {
+    shape
+        .iter()
+        .try_fold(1usize, |a, &d| a.checked_mul(d))
+        .ok_or_else(|| too_large(shape))
+}
+
 impl Tensor {
     /// An uninitialised tensor from the pool; kernels write every element.
     pub fn empty(gpu: &Gpu, shape: &[usize], dtype: DType) -> Result<Tensor> {
-        let n: usize = shape.iter().product();
+        let n = numel_checked(shape)?;
         if n == 0 {
             return Err(Error::Op {
                 op: "tensor".into(),
@@ -70,7 +88,8 @@ impl Tensor {
                 ),
             });
         }
-        let buf = gpu.take_buffer(n as u64 * 4)?;
+        let bytes = (n as u64).checked_mul(4).ok_or_else(|| too_large(shape))?;
+        let buf = gpu.take_buffer(bytes)?;
         Ok(Tensor {
             storage: Rc::new(Storage {
                 buf: Some(buf),
@@ -82,7 +101,7 @@ impl Tensor {
     }
 
     fn check_len(shape: &[usize], len: usize) -> Result<()> {
-        let n: usize = shape.iter().product();
+        let n = numel_checked(shape)?;
         if n != len {
             return Err(Error::op(
                 "tensor",
