@@ -202,6 +202,58 @@ fn bad_command_line_values_are_refused_in_one_line_and_write_nothing() {
 }
 
 #[test]
+fn a_truncated_image_or_an_unknown_label_in_a_voc_folder_is_named_before_a_run_folder_exists() {
+    let root = scratch("bad_input_voc");
+    let voc = root.join("voc");
+    let o = common::wgseg(
+        &[
+            "data",
+            "garments",
+            "--out",
+            voc.to_str().unwrap(),
+            "--train",
+            "8",
+            "--val",
+            "4",
+        ],
+        &[],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let val_id = std::fs::read_to_string(voc.join("ImageSets/Segmentation/val.txt")).unwrap();
+    let val_id = val_id.lines().last().unwrap().to_string();
+    let jpg = voc.join("JPEGImages").join(format!("{val_id}.jpg"));
+    let mask = voc.join("SegmentationClass").join(format!("{val_id}.png"));
+    let (w, h, mut labels) = wgseg::data::voc::read_indices(&mask).unwrap();
+    let whole = std::fs::read(&jpg).unwrap();
+    let source = format!(
+        "data.source={{kind: voc, root: {}, num_classes: 6}}",
+        voc.display()
+    );
+    let out = root.join("runs");
+    for (case, want) in [
+        ("truncated", jpg.display().to_string()),
+        ("label", "label 9 at pixel 5".into()),
+    ] {
+        if case == "truncated" {
+            std::fs::write(&jpg, &whole[..whole.len() / 3]).unwrap();
+        } else {
+            std::fs::write(&jpg, &whole).unwrap();
+            labels[5] = 9;
+            wgseg::data::voc::write_indices(&mask, w, h, &labels).unwrap();
+        }
+        for dry in [true, false] {
+            let mut extra = vec!["--set", &source];
+            if dry {
+                extra.push("--dry-run");
+            }
+            let o = common::run(&tiny_quickstart(&out, &extra));
+            refused_in_one_line(&o, &want, case);
+            assert!(!out.exists(), "{case}: a run folder was made");
+        }
+    }
+}
+
+#[test]
 fn a_diverging_run_stops_at_the_step_naming_the_loss_term_and_keeps_its_last_good_checkpoint() {
     let out = scratch("bad_input_diverge");
     let args = tiny_quickstart(

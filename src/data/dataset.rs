@@ -2,9 +2,11 @@
 //! generated into memory, or a VOC-layout folder read image by image; all filtered by
 //! saliency coverage.
 
+use std::path::Path;
+
 use super::garments::{self, GarmentSet, GarmentSpec};
 use super::synthetic::{generate, Sample, SynthSpec, CLASSES};
-use super::voc::{Item, VocDataset, VOC_CLASSES};
+use super::voc::{Item, VocDataset, IGNORE, VOC_CLASSES};
 use crate::data::config::{DataCfg, DataSource};
 use crate::error::{Error, Result};
 
@@ -146,13 +148,20 @@ fn open_source(
             train_split,
             val_split,
             saliency_dir,
-            num_classes: _,
+            num_classes,
         } => {
             let train = VocDataset::open(root, train_split, saliency_dir.as_deref())?;
             let val = VocDataset::open(root, val_split, saliency_dir.as_deref())?;
+            // Every file a run will read is decoded now, before a run folder exists: a
+            // truncated image or a label the classes do not cover fails here, named.
+            for i in 0..val.len() {
+                check_labels(root, &val.get(i)?, *num_classes)?;
+                tick();
+            }
             let mut keep = Vec::new();
             for i in 0..train.len() {
                 let item = train.get(i)?;
+                check_labels(root, &item, *num_classes)?;
                 tick();
                 let ok = item
                     .saliency
@@ -181,6 +190,25 @@ fn open_source(
                 },
             ))
         }
+    }
+}
+
+/// Refuses a mask of `item` (from the VOC folder `root`) with a label that is neither
+/// a class below `num_classes` nor the ignore label.
+fn check_labels(root: &Path, item: &Item, num_classes: usize) -> Result<()> {
+    let bad = item
+        .label
+        .iter()
+        .position(|&l| l != IGNORE && usize::from(l) >= num_classes);
+    match bad {
+        Some(i) => Err(Error::file(
+            root.join("SegmentationClass").join(format!("{}.png", item.id)),
+            format!(
+                "label {} at pixel {i} is neither a class (num_classes {num_classes}) nor 255 (ignore)",
+                item.label[i]
+            ),
+        )),
+        None => Ok(()),
     }
 }
 

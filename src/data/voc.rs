@@ -108,6 +108,18 @@ pub fn write_indices(path: &Path, width: u32, height: u32, indices: &[u8]) -> Re
     w.finish().map_err(|e| Error::file(path, e))
 }
 
+/// Whether a JPEG's last scan is followed by its end-of-image marker. The decoder
+/// fills a file cut inside a scan with grey in silence; inside a scan a 0xFF byte is
+/// always followed by 0x00 or a restart marker, so the first FF D9 after the last
+/// start-of-scan (FF DA) is the real end.
+fn jpeg_is_complete(bytes: &[u8]) -> bool {
+    let marker = |m: u8| move |w: &[u8]| w == [0xFF, m];
+    match bytes.windows(2).rposition(marker(0xDA)) {
+        Some(sos) => bytes[sos..].windows(2).any(marker(0xD9)),
+        None => false,
+    }
+}
+
 /// A VOC-layout dataset split.
 pub struct VocDataset {
     root: PathBuf,
@@ -156,7 +168,14 @@ impl VocDataset {
     pub fn get(&self, i: usize) -> Result<Item> {
         let id = &self.ids[i];
         let img_path = self.root.join("JPEGImages").join(format!("{id}.jpg"));
-        let image = image::open(&img_path)
+        let bytes = std::fs::read(&img_path).map_err(|e| Error::file(&img_path, e))?;
+        if bytes.starts_with(&[0xFF, 0xD8]) && !jpeg_is_complete(&bytes) {
+            return Err(Error::file(
+                &img_path,
+                "truncated: no end-of-image marker after its last scan",
+            ));
+        }
+        let image = image::load_from_memory(&bytes)
             .map_err(|e| Error::file(&img_path, e))?
             .to_rgb8();
         let label_path = self
