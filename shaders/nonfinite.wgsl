@@ -1,9 +1,10 @@
-// Finiteness flags: marks slot `slot` of `flags` when any of the first `n` values is
-// NaN or infinite, so a training step can refuse its update after one read-back of
-// the flags of all its loss terms and gradients.
+// Finiteness flags: slot `slot` of `flags` keeps the largest `mark` (u32::MAX minus
+// the step, so the earliest step) at which any of the first `n` values was NaN or
+// infinite, so a step's loss terms and gradients are checked with nothing read back.
 struct Params {
     n: u32,
     slot: u32,
+    mark: u32,
 }
 
 @group(0) @binding(0) var<storage, read> values: array<f32>;
@@ -16,6 +17,6 @@ struct Params {
 fn flag(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = gid.x + gid.y * nwg.x * 256u;
     if i < p.n && !is_finite(values[i]) {
-        atomicOr(&flags[p.slot], 1u);
+        atomicMax(&flags[p.slot], p.mark);
     }
 }

@@ -24,9 +24,10 @@ pub enum Error {
     /// A file could not be read or written, or its contents are invalid.
     #[error("{path}: {msg}")]
     File { path: String, msg: String },
-    /// A training step whose loss or gradient came out NaN or infinite: what was.
-    #[error("{0}")]
-    NonFinite(String),
+    /// A training step whose loss or gradient came out NaN or infinite: which step
+    /// (counted from 1) and what was.
+    #[error("step {step}: {what}")]
+    NonFinite { step: usize, what: String },
     /// A command-line usage error.
     #[error("{0}")]
     Usage(String),

@@ -216,7 +216,7 @@ fn an_override_whose_uniform_struct_differs_is_refused_naming_the_field() {
         .unwrap_err()
         .to_string();
     assert!(
-        e.contains("elementwise_fill:fill: uniform field 0 is `value` at byte 0 in the shader's struct, but the engine fills `n` at byte 0"),
+        e.contains("elementwise_fill.wgsl: fill: its uniform struct has fields [value@0, n@4]; the engine fills [n@0, value@4]"),
         "{e}"
     );
 }
@@ -292,7 +292,7 @@ fn matmul_and_linear_match_cpu_across_many_blocks() {
 /// torch.relu(nan) is nan: a NaN that an activation turned into 0 would hide a
 /// diverged network from the non-finite checks.
 #[test]
-fn relu_and_relu6_pass_nan_through_as_torch() {
+fn relu_relu6_and_max_pool_pass_nan_through_as_torch() {
     let gpu = Gpu::shared().unwrap();
     let x = Var::constant(t(&gpu, &[f32::NAN, -1.5, 2.0, 7.0], &[4]));
     let relu = x.relu().unwrap().value().to_vec().unwrap();
@@ -300,4 +300,18 @@ fn relu_and_relu6_pass_nan_through_as_torch() {
     assert!(relu[0].is_nan() && relu6[0].is_nan(), "{relu:?} {relu6:?}");
     assert_eq!(relu[1..], [0.0, 2.0, 7.0]);
     assert_eq!(relu6[1..], [0.0, 2.0, 6.0]);
+    // torch.nn.functional.max_pool2d: a window holding NaN gives NaN, wherever it is.
+    let x = Var::constant(t(
+        &gpu,
+        &[1.0, 3.0, -2.0, f32::NAN, 0.5, 4.0, -1.0, 2.0],
+        &[1, 2, 2, 2],
+    ));
+    let pooled = x
+        .max_pool2d(&wgseg::ops::pool::Pool2d::new([2, 2]))
+        .unwrap()
+        .value()
+        .to_vec()
+        .unwrap();
+    assert!(pooled[0].is_nan(), "{pooled:?}");
+    assert_eq!(pooled[1], 4.0);
 }

@@ -7,6 +7,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+pub use crate::optim::finite::OnNonfinite;
 use serde::{Deserialize, Serialize};
 
 use crate::data::config::{AugmentCfg, DataCfg};
@@ -115,16 +116,6 @@ pub struct OutputCfg {
     pub pictures: usize,
     /// What a step whose loss or gradient is NaN or infinite does.
     pub on_nonfinite: OnNonfinite,
-}
-
-/// `output.on_nonfinite`: `stop` the run at that step (its last good checkpoint kept),
-/// or `skip` the step's update, as mixed-precision trainers do, and log it.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum OnNonfinite {
-    #[default]
-    Stop,
-    Skip,
 }
 
 impl Default for OutputCfg {

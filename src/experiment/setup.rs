@@ -35,6 +35,7 @@ pub fn method_setup(exp: &Experiment) -> Setup {
         model: exp.model.clone(),
         optim: exp.optim.clone(),
         optimizers: exp.optimizers.clone(),
+        on_nonfinite: exp.output.on_nonfinite,
     }
 }
 

@@ -12,7 +12,7 @@ use std::time::Instant;
 use serde_json::{json, Value};
 
 use super::checkpoint::{restore, resume_method, save_checkpoint, snapshot};
-use super::config::{Experiment, OnNonfinite};
+use super::config::Experiment;
 use super::datasets::Data;
 use super::dry_run::print_plan;
 use super::evaluate::{evaluate, evaluate_backbone, probe, record, save_centroids, BACKBONE};
@@ -128,26 +128,36 @@ fn run_arm(
             timed += 1;
             let done = step + 1;
             let scalars = match stepped {
-                Err(Error::NonFinite(what)) if exp.output.on_nonfinite == OnNonfinite::Skip => {
-                    let rec = json!({"step": done, "kind": report::SKIPPED, "nonfinite": what});
+                Err(Error::NonFinite { step: bad, what }) => {
+                    // Only `skip` refuses a step at once; it logs the step and goes on.
+                    let rec = json!({"step": bad, "kind": report::SKIPPED, "nonfinite": what});
                     run.log(&in_stage(rec, stage))?;
-                    pb.suspend(|| println!("step {done} skipped: {what}"));
+                    pb.suspend(|| println!("step {bad} skipped: {what}"));
                     None
-                }
-                Err(Error::NonFinite(what)) => {
-                    return Err(Error::Usage(format!(
-                        "step {done}: {what}: training diverged (a smaller optim.lr may help, or output.on_nonfinite: skip); {}",
-                        kept(last_saved, &run.path)
-                    )))
                 }
                 r => Some(r?),
             };
             let logs = done % exp.output.log_every == 0 || done == iters;
+            // A finished stage is checkpointed after its evaluation, below.
+            let stage_done = done == stage.end && !last;
+            let saves = (done % exp.output.checkpoint_every == 0 || done == end) && !stage_done;
+            if logs || saves || done == stage.end {
+                // `stop` learns of a step that was not finite here, before anything
+                // of it is logged or saved.
+                if let Some(bad) = method.first_nonfinite()? {
+                    return Err(Error::Usage(format!(
+                        "step {}: {}: training diverged (a smaller optim.lr may help, or output.on_nonfinite: skip); {}",
+                        bad.step,
+                        bad.what,
+                        kept(last_saved, &run.path)
+                    )));
+                }
+            }
             if let Some(scalars) = scalars.filter(|_| logs) {
                 let lr = method.optimizer().lr();
                 let mut rec = json!({"step": done, "kind": "train", "lr": lr});
                 let t0 = Instant::now();
-                // Every scalar is finite: the method's step checked them.
+                // Every scalar is finite: the flags were read above.
                 for (name, v) in &scalars {
                     rec[*name] = json!(v.item()?);
                 }
@@ -164,9 +174,7 @@ fn run_arm(
                 let e = evaluate(gpu, method.as_ref(), exp, val_set)?.eval;
                 run.log(&in_stage(record(done, "trained", &e, None), stage))?;
             }
-            // A finished stage is checkpointed after its evaluation, below.
-            let stage_done = done == stage.end && !last;
-            if (done % exp.output.checkpoint_every == 0 || done == end) && !stage_done {
+            if saves {
                 // save_checkpoint refuses weights that are not finite.
                 save_checkpoint(&run, method.as_mut(), done, stage)
                     .map_err(|e| Error::Usage(format!("{e}; {}", kept(last_saved, &run.path))))?;

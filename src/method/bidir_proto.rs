@@ -411,7 +411,8 @@ impl Method for BidirProto {
         out.extend(scalars);
         self.optimizer.zero_grad();
         loss.backward()?;
-        self.optimizer.check_finite(&out)?;
+        self.optimizer
+            .check_finite(&out, step + 1, self.setup.on_nonfinite)?;
         self.optimizer.step(lr_factor)?;
         Ok(out)
     }

@@ -152,7 +152,8 @@ impl Method for MaskContrast {
         ];
         self.optimizer.zero_grad();
         loss.backward()?;
-        self.optimizer.check_finite(&scalars)?;
+        self.optimizer
+            .check_finite(&scalars, step + 1, self.setup.on_nonfinite)?;
         self.optimizer.step(lr_factor)?;
         ema_update_module(&self.key, &self.query, self.momentum)?;
         if let Some(q) = &mut self.queue {

@@ -17,6 +17,7 @@ use crate::gpu::Gpu;
 use crate::nn::module::Module;
 use crate::nn::seg_model::{ModelCfg, SegModel};
 use crate::optim::config::OptimCfg;
+use crate::optim::finite::{Nonfinite, OnNonfinite};
 use crate::optim::Optimizer;
 use crate::state::StateVisitor;
 use crate::tensor::Tensor;
@@ -41,6 +42,8 @@ pub struct Setup {
     pub optim: OptimCfg,
     /// Optimisers of the further parameter sets, by set name.
     pub optimizers: BTreeMap<String, OptimCfg>,
+    /// What a step whose loss or gradient is not finite does.
+    pub on_nonfinite: OnNonfinite,
 }
 
 /// Scalars of one step, still on the GPU: read back only when logged.
@@ -53,6 +56,12 @@ pub trait Method {
 
     /// The network's optimiser (its learning rate is what a run logs).
     fn optimizer(&self) -> &Optimizer;
+
+    /// The earliest step whose loss terms or gradients were not finite, over every
+    /// optimiser (one read-back each).
+    fn first_nonfinite(&self) -> Result<Option<Nonfinite>> {
+        self.optimizer().first_nonfinite()
+    }
 
     /// The trained network: what a checkpoint's `model.*` tensors hold, evaluated and
     /// drawn.

@@ -327,7 +327,8 @@ impl Method for PixelContrast {
         ];
         self.optimizer.zero_grad();
         loss.backward()?;
-        self.optimizer.check_finite(&scalars)?;
+        self.optimizer
+            .check_finite(&scalars, step + 1, self.setup.on_nonfinite)?;
         self.optimizer.step(lr_factor)?;
         if let (Some(memory), Some((embedding, labels_low, mut rng))) = (&mut self.memory, enqueue)
         {

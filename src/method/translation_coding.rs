@@ -38,6 +38,7 @@ use crate::loss::{check_targets, Reduction};
 use crate::nn::builder::{Builder, StepClock};
 use crate::nn::layers::{Activation, Conv2d, ConvOpts, Linear};
 use crate::optim::config::optimizer;
+use crate::optim::finite::Nonfinite;
 use crate::state::StateVisitor;
 use crate::nn::module::{join, Module, Sequential, State};
 use crate::nn::patchgan::PatchGan;
@@ -422,7 +423,8 @@ impl Method for TranslationCoding {
         self.optimizer.zero_grad();
         self.disc_optimizer.zero_grad();
         loss.backward()?;
-        self.optimizer.check_finite(&scalars)?;
+        self.optimizer
+            .check_finite(&scalars, step + 1, self.setup.on_nonfinite)?;
         // The discriminator's loss reads the outputs before the network's update (they
         // are detached), so both are checked before either is updated and a refused
         // step changes neither.
@@ -438,8 +440,9 @@ impl Method for TranslationCoding {
             self.disc_optimizer.zero_grad();
             l.backward()?;
             disc = l.value();
+            let terms = [("loss_disc", disc.clone())];
             self.disc_optimizer
-                .check_finite(&[("loss_disc", disc.clone())])?;
+                .check_finite(&terms, step + 1, self.setup.on_nonfinite)?;
         }
         self.optimizer.step(lr_factor)?;
         if adversarial && probs_t.is_some() {
@@ -451,6 +454,14 @@ impl Method for TranslationCoding {
 
     fn optimizer(&self) -> &Optimizer {
         &self.optimizer
+    }
+
+    fn first_nonfinite(&self) -> Result<Option<Nonfinite>> {
+        let both = [
+            self.optimizer.first_nonfinite()?,
+            self.disc_optimizer.first_nonfinite()?,
+        ];
+        Ok(both.into_iter().flatten().min_by_key(|n| n.step))
     }
 
     fn model(&self) -> &dyn Module {

@@ -1,6 +1,7 @@
 //! SGD (momentum, nesterov, weight decay), Adam and AdamW over parameter groups, each
 //! step one dispatch per parameter tensor with no host round trip.
 
+use super::finite::{FiniteFlags, Nonfinite, OnNonfinite};
 use crate::autograd::Var;
 use crate::error::{Error, Result};
 use crate::gpu::params::Params;
@@ -53,6 +54,7 @@ pub struct Optimizer {
     base_lr: f64,
     /// The rate of the last step.
     lr: f64,
+    finite: FiniteFlags,
 }
 
 impl Optimizer {
@@ -97,6 +99,7 @@ impl Optimizer {
             step: 0,
             base_lr,
             lr: base_lr,
+            finite: FiniteFlags::default(),
         })
     }
 
@@ -157,49 +160,42 @@ impl Optimizer {
         Ok(())
     }
 
-    /// Refuses a step whose loss or gradients are not finite, before anything is
-    /// updated: `terms` are the step's scalars (the loss "loss" and its parts). One
-    /// read-back of a flag per term and per gradient; the error names the first part
-    /// that is NaN or infinite (the total only when no part is), else the first
-    /// parameter whose gradient is.
-    pub fn check_finite(&self, terms: &[(&str, Tensor)]) -> Result<()> {
-        let grads = self
+    /// Records step `step`'s `terms` (the loss "loss" and its parts) and the
+    /// gradients in the finiteness flags, on the GPU. With `Skip` the flags are read
+    /// now and a step that is not finite is refused before anything is updated; with
+    /// `Stop` nothing is read: [`Optimizer::first_nonfinite`] tells later.
+    pub fn check_finite(
+        &mut self,
+        terms: &[(&str, Tensor)],
+        step: usize,
+        mode: OnNonfinite,
+    ) -> Result<()> {
+        let grads: Vec<(&str, Tensor)> = self
             .slots
             .iter()
-            .filter_map(|s| Some((s.name.as_str(), s.param.grad()?)));
-        let all: Vec<(&str, Tensor)> = terms.iter().cloned().chain(grads).collect();
-        let Some((_, first)) = all.first() else {
-            return Ok(());
-        };
-        let gpu = first.gpu();
-        let flags = Tensor::from_u32(gpu, &vec![0; all.len()], &[all.len()])?;
-        for (slot, (_, t)) in all.iter().enumerate() {
-            let n = t.numel();
-            let p = Params::new("nonfinite").idx("n", n)?.idx("slot", slot)?;
-            gpu.dispatch(
-                &Kernel::new("nonfinite", "flag"),
-                &[t.buffer(), flags.buffer()],
-                &p,
-                gpu.grid(n as u64, WORKGROUP),
-            )?;
-        }
-        let flagged: Vec<usize> = (flags.to_vec_u32()?.iter().enumerate())
-            .filter_map(|(i, &f)| (f != 0).then_some(i))
+            .filter_map(|s| Some((s.name.as_str(), s.param.grad()?)))
             .collect();
-        let is_term = |i: &&usize| **i < terms.len();
-        let part = flagged
+        let Some(gpu) = terms
             .iter()
-            .filter(is_term)
-            .find(|&&i| all[i].0 != "loss");
-        let Some(&slot) = part.or(flagged.first()) else {
+            .chain(&grads)
+            .next()
+            .map(|(_, t)| t.gpu().clone())
+        else {
             return Ok(());
         };
-        let (name, t) = &all[slot];
-        Err(Error::NonFinite(if slot < terms.len() {
-            format!("{name} is {}", t.item()?)
-        } else {
-            format!("the gradient of {name} is not finite (the loss is)")
-        }))
+        self.finite.record(&gpu, step, terms, &grads)?;
+        if mode == OnNonfinite::Skip {
+            if let Some(bad) = self.finite.first()? {
+                self.finite.clear();
+                return Err(bad.into());
+            }
+        }
+        Ok(())
+    }
+
+    /// The earliest step whose loss terms or gradients were not finite (one read-back).
+    pub fn first_nonfinite(&self) -> Result<Option<Nonfinite>> {
+        self.finite.first()
     }
 
     /// Clears every parameter's gradient.
@@ -348,7 +344,7 @@ mod tests {
     }
 
     #[test]
-    fn check_finite_names_the_first_bad_term_or_gradient_and_step_is_left_to_the_caller() {
+    fn check_finite_names_the_earliest_bad_step_and_skip_refuses_it_before_the_update() {
         let gpu = Gpu::shared().unwrap();
         let w0 = [0.3f32, -1.2, 0.7, 2.0, -0.4];
         let p = Var::leaf(Tensor::from_slice(&gpu, &w0, &[5]).unwrap());
@@ -362,18 +358,20 @@ mod tests {
             ("a.weight".to_string(), p.clone()),
             ("b.bias".into(), q.clone()),
         ];
-        let opt = Optimizer::new(
-            kind,
-            vec![ParamGroup {
-                params: group,
-                lr_scale: 1.0,
-                weight_decay: 0.0,
-            }],
-            0.1,
-        )
-        .unwrap();
+        let new = || {
+            Optimizer::new(
+                kind,
+                vec![ParamGroup {
+                    params: group.clone(),
+                    lr_scale: 1.0,
+                    weight_decay: 0.0,
+                }],
+                0.1,
+            )
+            .unwrap()
+        };
         let scalar = |v: f32| Tensor::from_slice(&gpu, &[v], &[]).unwrap();
-        let grads = |g: &[f32]| {
+        let grads = |opt: &Optimizer, g: &[f32]| {
             opt.zero_grad();
             let c = Var::constant(Tensor::from_slice(&gpu, g, &[5]).unwrap());
             let loss = p.mul(&c).unwrap().sum(None, false).unwrap();
@@ -383,22 +381,47 @@ mod tests {
                 .unwrap();
         };
         let terms = |part: f32, total: f32| vec![("loss", scalar(total)), ("loss_a", scalar(part))];
-        grads(&[0.1, -0.2, 0.3, 0.4, 0.5]);
-        opt.check_finite(&terms(1.0, 2.0)).unwrap();
+        let good = [0.1, -0.2, 0.3, 0.4, 0.5];
+        // Stop: recorded on the GPU; the earliest bad step is what is named.
+        let mut opt = new();
+        grads(&opt, &good);
+        opt.check_finite(&terms(1.0, 2.0), 1, OnNonfinite::Stop)
+            .unwrap();
+        assert!(opt.first_nonfinite().unwrap().is_none());
+        opt.check_finite(&terms(1.0, f32::INFINITY), 2, OnNonfinite::Stop)
+            .unwrap();
+        opt.check_finite(&terms(f32::NAN, f32::NAN), 3, OnNonfinite::Stop)
+            .unwrap();
+        let bad = opt.first_nonfinite().unwrap().unwrap();
+        assert_eq!(
+            (bad.step, bad.what.as_str()),
+            (2, "loss is NaN or infinite")
+        );
         // A part is named before the total it makes.
-        let e = opt.check_finite(&terms(f32::NAN, f32::NAN)).unwrap_err();
-        assert_eq!(e.to_string(), "loss_a is NaN");
-        let e = opt.check_finite(&terms(1.0, f32::INFINITY)).unwrap_err();
-        assert_eq!(e.to_string(), "loss is inf");
-        for bad in [f32::NAN, f32::NEG_INFINITY] {
-            grads(&[0.1, -0.2, 0.3, bad, 0.5]);
-            let e = opt.check_finite(&terms(1.0, 2.0)).unwrap_err();
-            assert!(matches!(e, Error::NonFinite(_)), "{e}");
+        let mut opt = new();
+        opt.check_finite(&terms(f32::NAN, f32::NAN), 4, OnNonfinite::Stop)
+            .unwrap();
+        let bad = opt.first_nonfinite().unwrap().unwrap();
+        assert_eq!(
+            (bad.step, bad.what.as_str()),
+            (4, "loss_a is NaN or infinite")
+        );
+        // Skip: refused at once, then the next finite step passes.
+        let mut opt = new();
+        for (step, bad) in [(1, f32::NAN), (2, f32::NEG_INFINITY)] {
+            grads(&opt, &[0.1, -0.2, 0.3, bad, 0.5]);
+            let e = opt
+                .check_finite(&terms(1.0, 2.0), step, OnNonfinite::Skip)
+                .unwrap_err();
+            assert!(matches!(e, Error::NonFinite { .. }), "{e}");
             assert_eq!(
                 e.to_string(),
-                "the gradient of a.weight is not finite (the loss is)"
+                format!("step {step}: the gradient of a.weight is not finite (the loss is)")
             );
         }
+        grads(&opt, &good);
+        opt.check_finite(&terms(1.0, 2.0), 3, OnNonfinite::Skip)
+            .unwrap();
         assert_eq!(p.value().to_vec().unwrap(), w0, "checking updates nothing");
     }
 }
