@@ -295,6 +295,33 @@ fn a_diverging_run_stops_at_the_step_naming_the_loss_term_and_keeps_its_last_goo
 }
 
 #[test]
+fn a_run_that_fails_before_it_trains_a_step_leaves_no_run_folder() {
+    // Step 2 diverges; nothing is logged or saved before step 2's log.
+    let out = scratch("bad_input_early_failure");
+    let sets = [
+        "--set",
+        "optim.lr=1e30",
+        "--set",
+        "output.log_every=2",
+        "--set",
+        "output.checkpoint_every=100",
+    ];
+    let o = common::run(&tiny_quickstart(&out, &sets));
+    refused_in_one_line(
+        &o,
+        "step 2: loss_infonce is NaN or infinite",
+        "early failure",
+    );
+    assert!(
+        stderr(&o).contains("no checkpoint was written yet"),
+        "{}",
+        stderr(&o)
+    );
+    let written: Vec<_> = std::fs::read_dir(&out).unwrap().collect();
+    assert!(written.is_empty(), "left {written:?}");
+}
+
+#[test]
 fn on_nonfinite_skip_drops_each_diverged_step_logs_it_and_finishes_the_run() {
     let out = scratch("bad_input_skip");
     let skip = [

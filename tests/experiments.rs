@@ -27,7 +27,11 @@ fn quickstart_writes_a_complete_run_folder_and_is_deterministic() {
     );
     // Each comparison row once: the start is printed as it is measured, not again.
     for row in ["start ", "backbone ", "trained "] {
-        assert_eq!(s.lines().filter(|l| l.starts_with(row)).count(), 1, "{row}: {s}");
+        assert_eq!(
+            s.lines().filter(|l| l.starts_with(row)).count(),
+            1,
+            "{row}: {s}"
+        );
     }
     let dir = only_run_dir(&a);
     for f in [

@@ -266,6 +266,11 @@ pub fn train(args: &TrainArgs) -> Result<Option<Report>> {
     for b in &baselines {
         build_method(&gpu, &b.exp)?;
     }
+    let fresh = resume.is_none();
+    let created = [exp.output.dir.join(&exp.name), exp.output.dir.clone()]
+        .into_iter()
+        .filter(|d| !d.exists())
+        .collect::<Vec<_>>();
     let root = match resume {
         Some(path) => path,
         None => {
@@ -274,6 +279,48 @@ pub fn train(args: &TrainArgs) -> Result<Option<Report>> {
             d.path
         }
     };
+    let result = run_in(&gpu, &file, &exp, &plan, baselines, &root, &mut data, args);
+    // A run that failed before it trained a step (a batch the adapter cannot hold, a
+    // start that diverged at once) leaves nothing behind, as a refused start does.
+    if result.is_err() && fresh && !holds_training(&root) {
+        let _ = std::fs::remove_dir_all(&root);
+        for d in created {
+            let _ = std::fs::remove_dir(d);
+        }
+    }
+    result
+}
+
+/// Whether a run folder holds anything a run trained: a checkpoint or a logged step.
+fn holds_training(dir: &Path) -> bool {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return false;
+    };
+    entries.flatten().any(|e| {
+        let path = e.path();
+        match path.file_name().and_then(|n| n.to_str()) {
+            _ if path.is_dir() => holds_training(&path),
+            Some(CHECKPOINT) => true,
+            Some(super::run_dir::METRICS) => {
+                std::fs::read_to_string(&path).is_ok_and(|t| t.contains("\"kind\":\"train\""))
+            }
+            _ => false,
+        }
+    })
+}
+
+/// Trains the arms (of every seed) of a run whose folder `root` exists.
+#[allow(clippy::too_many_arguments)]
+fn run_in(
+    gpu: &Gpu,
+    file: &Path,
+    exp: &Experiment,
+    plan: &[Stage],
+    baselines: Vec<BaselineArm>,
+    root: &Path,
+    data: &mut Data,
+    args: &TrainArgs,
+) -> Result<Option<Report>> {
     println!("run folder      {}", root.display());
     let stopped = || {
         println!("continue with: wgseg train --resume {}", root.display());
@@ -281,9 +328,8 @@ pub fn train(args: &TrainArgs) -> Result<Option<Report>> {
     };
     if exp.seeds.is_empty() {
         // A run that starts now prints its start and stages as it goes.
-        let fresh = !root.join(CHECKPOINT).is_file() && report::read(&root)?.is_none();
-        let Some(report) = run_arms(&gpu, &exp, &plan, baselines, &root, &mut data, args.stop_at)?
-        else {
+        let fresh = !root.join(CHECKPOINT).is_file() && report::read(root)?.is_none();
+        let Some(report) = run_arms(gpu, exp, plan, baselines, root, data, args.stop_at)? else {
             return stopped();
         };
         report::print_summary(&report, !fresh);
@@ -293,17 +339,17 @@ pub fn train(args: &TrainArgs) -> Result<Option<Report>> {
     let seed_steps = (1 + baselines.len()) * exp.schedule.iters;
     let mut reports = Vec::new();
     for (k, &seed) in exp.seeds.iter().enumerate() {
-        let e = with_seed(&exp, seed);
-        let (plan, arms) = (check(&file, &e)?, validate::baselines(&file, &e)?);
+        let e = with_seed(exp, seed);
+        let (plan, arms) = (check(file, &e)?, validate::baselines(file, &e)?);
         let dir = root.join("seeds").join(seed.to_string());
         println!("seed            {seed}: {}", dir.display());
         let stop = args.stop_at.map(|s| s.saturating_sub(k * seed_steps));
-        let Some(r) = run_arms(&gpu, &e, &plan, arms, &dir, &mut data, stop)? else {
+        let Some(r) = run_arms(gpu, &e, &plan, arms, &dir, data, stop)? else {
             return stopped();
         };
         reports.push((seed, r));
     }
-    let summary = seeds_report::write(&root, &reports)?;
+    let summary = seeds_report::write(root, &reports)?;
     seeds_report::print(&summary);
     Ok(reports.into_iter().next().map(|(_, r)| r))
 }
