@@ -55,17 +55,19 @@ pub struct FiniteFlags {
 
 impl FiniteFlags {
     /// Records step `step`: `terms` (the loss "loss" and its parts) and `gradients`
-    /// (parameter name, gradient).
+    /// (parameter name, gradient) of some of the optimiser's `parameters` (a head
+    /// unused this step has none).
     pub fn record(
         &mut self,
         gpu: &Gpu,
         step: usize,
         terms: &[(&str, Tensor)],
         gradients: &[(&str, Tensor)],
+        parameters: usize,
     ) -> Result<()> {
         if self.flags.is_none() {
-            self.gradients = gradients.len();
-            let n = gradients.len() + TERM_SLOTS;
+            self.gradients = parameters;
+            let n = parameters + TERM_SLOTS;
             self.flags = Some(Tensor::from_u32(gpu, &vec![0; n], &[n])?);
         }
         let mark = u32::MAX - u32::try_from(step).unwrap_or(u32::MAX - 1);

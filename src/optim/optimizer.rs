@@ -183,7 +183,8 @@ impl Optimizer {
         else {
             return Ok(());
         };
-        self.finite.record(&gpu, step, terms, &grads)?;
+        self.finite
+            .record(&gpu, step, terms, &grads, self.slots.len())?;
         if mode == OnNonfinite::Skip {
             if let Some(bad) = self.finite.first()? {
                 self.finite.clear();
@@ -382,8 +383,13 @@ mod tests {
         };
         let terms = |part: f32, total: f32| vec![("loss", scalar(total)), ("loss_a", scalar(part))];
         let good = [0.1, -0.2, 0.3, 0.4, 0.5];
-        // Stop: recorded on the GPU; the earliest bad step is what is named.
+        // Stop: recorded on the GPU; the earliest bad step is what is named. The
+        // first check sees one gradient, the later ones both.
         let mut opt = new();
+        opt.zero_grad();
+        q.sum(None, false).unwrap().backward().unwrap();
+        opt.check_finite(&terms(1.0, 2.0), 1, OnNonfinite::Stop)
+            .unwrap();
         grads(&opt, &good);
         opt.check_finite(&terms(1.0, 2.0), 1, OnNonfinite::Stop)
             .unwrap();
