@@ -11,6 +11,11 @@ struct Params {
     c2: f32,
     // Adam: 1 for AdamW's decoupled weight decay.
     decoupled: u32,
+    // The finiteness flag of this gradient, and the step's mark (0: none): a NaN or
+    // infinite gradient is flagged as the update reads it, so a step that does not
+    // wait for its flags needs no dispatch to check its gradients.
+    flag_slot: u32,
+    mark: u32,
 }
 
 @group(0) @binding(0) var<storage, read_write> param: array<f32>;
@@ -18,6 +23,18 @@ struct Params {
 @group(0) @binding(2) var<storage, read_write> state0: array<f32>;
 @group(0) @binding(3) var<storage, read_write> state1: array<f32>;
 @group(0) @binding(4) var<uniform> p: Params;
+@group(0) @binding(5) var<storage, read_write> flags: array<atomic<u32>>;
+
+// #include is_finite
+
+// The gradient at `i`, flagged when it is not finite.
+fn checked_grad(i: u32) -> f32 {
+    let g = grad[i];
+    if p.mark != 0u && !is_finite(g) {
+        atomicMax(&flags[p.flag_slot], p.mark);
+    }
+    return g;
+}
 
 fn index(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
     return gid.x + gid.y * nwg.x * 256u;
@@ -31,7 +48,7 @@ fn sgd(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) n
         return;
     }
     let momentum = p.c0;
-    var g = grad[i] + p.weight_decay * param[i];
+    var g = checked_grad(i) + p.weight_decay * param[i];
     if momentum != 0.0 {
         var buf = g;
         if p.step > 1u {
@@ -57,7 +74,7 @@ fn adam(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     let beta1 = p.c0;
     let beta2 = p.c1;
     var w = param[i];
-    var g = grad[i];
+    var g = checked_grad(i);
     if p.decoupled == 1u {
         w = w * (1.0 - p.lr * p.weight_decay);
     } else {

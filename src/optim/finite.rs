@@ -43,46 +43,61 @@ impl From<Nonfinite> for Error {
     }
 }
 
-/// The flags of one optimiser's terms and gradients.
+/// The flags of one optimiser's terms and gradients: slot i is parameter i's
+/// gradient, the slots after them the loss terms'.
 #[derive(Default)]
 pub struct FiniteFlags {
     /// u32 per slot: u32::MAX - the earliest bad step, 0 while finite.
     flags: Option<Tensor>,
-    /// Slot of each term or gradient name, and whether it is a term.
-    slots: HashMap<String, (usize, bool)>,
-    gradients: usize,
+    /// The parameters' names, by slot.
+    parameters: Vec<String>,
+    /// The slot of each term name.
+    terms: HashMap<String, usize>,
+    /// The mark of the step being checked (0: none), which the optimiser's update
+    /// also sets when it reads a gradient that is not finite.
+    mark: u32,
 }
 
 impl FiniteFlags {
-    /// Records step `step`: `terms` (the loss "loss" and its parts) and `gradients`
-    /// (parameter name, gradient) of some of the optimiser's `parameters` (a head
-    /// unused this step has none).
+    /// The flags buffer, made (zeroed) on first use for `parameters` (by name).
+    pub fn buffer(&mut self, gpu: &Gpu, parameters: &[&str]) -> Result<Tensor> {
+        if let Some(f) = &self.flags {
+            return Ok(f.clone());
+        }
+        self.parameters = parameters.iter().map(|s| s.to_string()).collect();
+        let n = parameters.len() + TERM_SLOTS;
+        let f = Tensor::from_u32(gpu, &vec![0; n], &[n])?;
+        self.flags = Some(f.clone());
+        Ok(f)
+    }
+
+    /// The mark the update of the step being checked writes (0 before any check).
+    pub fn mark(&self) -> u32 {
+        self.mark
+    }
+
+    /// Starts checking step `step` (counted from 1) and records `terms` (the loss
+    /// "loss" and its parts) and `gradients` (slot, gradient) in `flags`.
     pub fn record(
         &mut self,
-        gpu: &Gpu,
+        flags: &Tensor,
         step: usize,
         terms: &[(&str, Tensor)],
-        gradients: &[(&str, Tensor)],
-        parameters: usize,
+        gradients: &[(usize, Tensor)],
     ) -> Result<()> {
-        if self.flags.is_none() {
-            self.gradients = parameters;
-            let n = parameters + TERM_SLOTS;
-            self.flags = Some(Tensor::from_u32(gpu, &vec![0; n], &[n])?);
+        self.mark = u32::MAX - u32::try_from(step).unwrap_or(u32::MAX - 1);
+        let mut slots = Vec::with_capacity(terms.len() + gradients.len());
+        for (name, t) in terms {
+            slots.push((self.term_slot(name)?, t));
         }
-        let mark = u32::MAX - u32::try_from(step).unwrap_or(u32::MAX - 1);
-        let tagged = terms
-            .iter()
-            .map(|(n, t)| (n, t, true))
-            .chain(gradients.iter().map(|(n, t)| (n, t, false)));
-        for (name, t, is_term) in tagged {
-            let slot = self.slot(name, is_term)?;
-            let Some(flags) = &self.flags else { continue };
+        slots.extend(gradients.iter().map(|(s, t)| (*s, t)));
+        let gpu = flags.gpu();
+        for (slot, t) in slots {
             let n = t.numel();
             let p = Params::new("nonfinite")
                 .idx("n", n)?
                 .idx("slot", slot)?
-                .u32("mark", mark);
+                .u32("mark", self.mark);
             gpu.dispatch(
                 &Kernel::new("nonfinite", "flag"),
                 &[t.buffer(), flags.buffer()],
@@ -93,23 +108,18 @@ impl FiniteFlags {
         Ok(())
     }
 
-    fn slot(&mut self, name: &str, is_term: bool) -> Result<usize> {
-        if let Some(&(s, _)) = self.slots.get(name) {
+    fn term_slot(&mut self, name: &str) -> Result<usize> {
+        if let Some(&s) = self.terms.get(name) {
             return Ok(s);
         }
-        let used = self.slots.values().filter(|(_, t)| *t == is_term).count();
-        let (base, room) = if is_term {
-            (self.gradients, TERM_SLOTS)
-        } else {
-            (0, self.gradients)
-        };
-        if used >= room {
+        if self.terms.len() >= TERM_SLOTS {
             return Err(Error::Usage(format!(
-                "finiteness check: no slot left for {name:?} ({room} in all)"
+                "finiteness check: no slot left for {name:?} ({TERM_SLOTS} terms in all)"
             )));
         }
-        self.slots.insert(name.to_string(), (base + used, is_term));
-        Ok(base + used)
+        let slot = self.parameters.len() + self.terms.len();
+        self.terms.insert(name.to_string(), slot);
+        Ok(slot)
     }
 
     /// The earliest step recorded as not finite, read back (one read of the flags);
@@ -122,18 +132,20 @@ impl FiniteFlags {
         let Some(&worst) = marks.iter().max().filter(|&&m| m > 0) else {
             return Ok(None);
         };
-        let mut hit: Vec<(&String, bool)> = self
-            .slots
-            .iter()
-            .filter(|(_, &(s, _))| marks[s] == worst)
-            .map(|(n, &(_, is_term))| (n, is_term))
+        let mut terms: Vec<&String> = (self.terms.iter())
+            .filter(|(_, &s)| marks[s] == worst)
+            .map(|(n, _)| n)
             .collect();
-        // Parts before the total, terms before gradients, then by name.
-        hit.sort_by_key(|(n, is_term)| (!is_term, n.as_str() == "loss", n.to_string()));
-        let what = match hit.first() {
-            Some((n, true)) => format!("{n} is NaN or infinite"),
-            Some((n, false)) => format!("the gradient of {n} is not finite (the loss is)"),
-            None => "a value is not finite".into(),
+        // Parts before the total, then by name.
+        terms.sort_by_key(|n| (n.as_str() == "loss", n.to_string()));
+        let gradient = (0..self.parameters.len()).find(|&s| marks[s] == worst);
+        let what = match (terms.first(), gradient) {
+            (Some(n), _) => format!("{n} is NaN or infinite"),
+            (None, Some(s)) => format!(
+                "the gradient of {} is not finite (the loss is)",
+                self.parameters[s]
+            ),
+            (None, None) => "a value is not finite".into(),
         };
         Ok(Some(Nonfinite {
             step: (u32::MAX - worst) as usize,

@@ -5,7 +5,7 @@ use super::finite::{FiniteFlags, Nonfinite, OnNonfinite};
 use crate::autograd::Var;
 use crate::error::{Error, Result};
 use crate::gpu::params::Params;
-use crate::gpu::{Kernel, WORKGROUP};
+use crate::gpu::{Gpu, Kernel, WORKGROUP};
 use crate::ops::kernels::zeros;
 use crate::tensor::Tensor;
 
@@ -120,7 +120,12 @@ impl Optimizer {
         self.step += 1;
         self.lr = self.base_lr * lr_factor;
         let lr = self.lr as f32;
-        for s in &self.slots {
+        let Some(gpu) = self.slots.first().map(|s| s.param.value().gpu().clone()) else {
+            return Ok(());
+        };
+        let flags = self.flags(&gpu)?;
+        let mark = self.finite.mark();
+        for (slot, s) in self.slots.iter().enumerate() {
             let Some(grad) = s.param.grad() else { continue };
             let w = s.param.value();
             let n = w.numel();
@@ -146,10 +151,12 @@ impl Optimizer {
                 .f32("c0", c[0])
                 .f32("c1", c[1])
                 .f32("c2", c[2])
-                .u32("decoupled", decoupled);
-            let gpu = w.gpu();
+                .u32("decoupled", decoupled)
+                .idx("flag_slot", slot)?
+                .u32("mark", mark);
             let mut buffers = vec![w.buffer(), grad.buffer(), s.state0.buffer()];
             buffers.extend(s.state1.as_ref().map(|t| t.buffer()));
+            buffers.push(flags.buffer());
             gpu.dispatch(
                 &Kernel::new("optim", entry),
                 &buffers,
@@ -160,9 +167,10 @@ impl Optimizer {
         Ok(())
     }
 
-    /// Records step `step`'s `terms` (the loss "loss" and its parts) and the
-    /// gradients in the finiteness flags, on the GPU. With `Skip` the flags are read
-    /// now and a step that is not finite is refused before anything is updated; with
+    /// Records step `step`'s `terms` (the loss "loss" and its parts) in the
+    /// finiteness flags, on the GPU; the gradients are flagged by the update that
+    /// reads them. With `Skip` the gradients are flagged now too, the flags are read
+    /// and a step that is not finite is refused before anything is updated; with
     /// `Stop` nothing is read: [`Optimizer::first_nonfinite`] tells later.
     pub fn check_finite(
         &mut self,
@@ -170,21 +178,17 @@ impl Optimizer {
         step: usize,
         mode: OnNonfinite,
     ) -> Result<()> {
-        let grads: Vec<(&str, Tensor)> = self
-            .slots
-            .iter()
-            .filter_map(|s| Some((s.name.as_str(), s.param.grad()?)))
-            .collect();
-        let Some(gpu) = terms
-            .iter()
-            .chain(&grads)
-            .next()
-            .map(|(_, t)| t.gpu().clone())
-        else {
+        let Some(gpu) = self.slots.first().map(|s| s.param.value().gpu().clone()) else {
             return Ok(());
         };
-        self.finite
-            .record(&gpu, step, terms, &grads, self.slots.len())?;
+        let flags = self.flags(&gpu)?;
+        let gradients: Vec<(usize, Tensor)> = match mode {
+            OnNonfinite::Stop => Vec::new(),
+            OnNonfinite::Skip => (self.slots.iter().enumerate())
+                .filter_map(|(i, s)| Some((i, s.param.grad()?)))
+                .collect(),
+        };
+        self.finite.record(&flags, step, terms, &gradients)?;
         if mode == OnNonfinite::Skip {
             if let Some(bad) = self.finite.first()? {
                 self.finite.clear();
@@ -192,6 +196,11 @@ impl Optimizer {
             }
         }
         Ok(())
+    }
+
+    fn flags(&mut self, gpu: &Gpu) -> Result<Tensor> {
+        let names: Vec<&str> = self.slots.iter().map(|s| s.name.as_str()).collect();
+        self.finite.buffer(gpu, &names)
     }
 
     /// The earliest step whose loss terms or gradients were not finite (one read-back).
@@ -412,6 +421,19 @@ mod tests {
             (bad.step, bad.what.as_str()),
             (4, "loss_a is NaN or infinite")
         );
+        // Stop: a gradient that is not finite is flagged by the update that reads it.
+        let mut opt = new();
+        grads(&opt, &[0.1, f32::NAN, 0.3, 0.4, 0.5]);
+        opt.check_finite(&terms(1.0, 2.0), 5, OnNonfinite::Stop)
+            .unwrap();
+        assert!(opt.first_nonfinite().unwrap().is_none());
+        opt.step(1.0).unwrap();
+        let bad = opt.first_nonfinite().unwrap().unwrap();
+        assert_eq!(
+            (bad.step, bad.what.as_str()),
+            (5, "the gradient of a.weight is not finite (the loss is)")
+        );
+        p.value().write(&w0).unwrap();
         // Skip: refused at once, then the next finite step passes.
         let mut opt = new();
         for (step, bad) in [(1, f32::NAN), (2, f32::NEG_INFINITY)] {
