@@ -92,13 +92,13 @@ pub fn run(args: OpArgs) -> Result<ExitCode> {
         .collect::<Result<Vec<_>>>()?;
     let gpu = Gpu::new()?;
     let mut tensors = io::read(&gpu, &input)?;
-    let stored = io::file_dtypes(&input)?;
     for (file_name, t) in &tensors {
         // Integer tensors load as u32 labels; an op that wants floats names what the
         // file holds rather than the u32 it became.
         let base = file_name.split('.').next().unwrap_or(file_name);
         let wanted = spec.inputs.iter().find(|i| i.name == base);
         if let Some(i) = wanted.filter(|i| i.dtype != t.dtype()) {
+            let stored = io::file_dtypes(&input)?;
             return Err(Error::op(
                 &name,
                 format!(

@@ -429,6 +429,7 @@ impl Method for TranslationCoding {
         // are detached), so both are checked before either is updated and a refused
         // step changes neither.
         let mut disc = zero()?;
+        let mut disc_trained = false;
         if let (true, Some(p)) = (adversarial, &probs_t) {
             // The discriminator tells source outputs (real) from target ones (fake).
             let real = self.disc.forward(&src.logits.softmax(1)?.detach())?;
@@ -443,9 +444,10 @@ impl Method for TranslationCoding {
             let terms = [("loss_disc", disc.clone())];
             self.disc_optimizer
                 .check_finite(&terms, step + 1, self.setup.on_nonfinite)?;
+            disc_trained = true;
         }
         self.optimizer.step(lr_factor)?;
-        if adversarial && probs_t.is_some() {
+        if disc_trained {
             self.disc_optimizer.step(lr_factor)?;
         }
         scalars.push(("loss_disc", disc));

@@ -45,7 +45,6 @@ impl From<Nonfinite> for Error {
 
 /// The flags of one optimiser's terms and gradients: slot i is parameter i's
 /// gradient, the slots after them the loss terms'.
-#[derive(Default)]
 pub struct FiniteFlags {
     /// u32 per slot: u32::MAX - the earliest bad step, 0 while finite.
     flags: Option<Tensor>,
@@ -59,13 +58,22 @@ pub struct FiniteFlags {
 }
 
 impl FiniteFlags {
-    /// The flags buffer, made (zeroed) on first use for `parameters` (by name).
-    pub fn buffer(&mut self, gpu: &Gpu, parameters: &[&str]) -> Result<Tensor> {
+    /// The flags of an optimiser of `parameters` (their names, by slot).
+    pub fn new(parameters: Vec<String>) -> FiniteFlags {
+        FiniteFlags {
+            flags: None,
+            parameters,
+            terms: HashMap::new(),
+            mark: 0,
+        }
+    }
+
+    /// The flags buffer, made (zeroed) on first use.
+    pub fn buffer(&mut self, gpu: &Gpu) -> Result<Tensor> {
         if let Some(f) = &self.flags {
             return Ok(f.clone());
         }
-        self.parameters = parameters.iter().map(|s| s.to_string()).collect();
-        let n = parameters.len() + TERM_SLOTS;
+        let n = self.parameters.len() + TERM_SLOTS;
         let f = Tensor::from_u32(gpu, &vec![0; n], &[n])?;
         self.flags = Some(f.clone());
         Ok(f)

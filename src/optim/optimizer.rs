@@ -5,7 +5,7 @@ use super::finite::{FiniteFlags, Nonfinite, OnNonfinite};
 use crate::autograd::Var;
 use crate::error::{Error, Result};
 use crate::gpu::params::Params;
-use crate::gpu::{Gpu, Kernel, WORKGROUP};
+use crate::gpu::{Kernel, WORKGROUP};
 use crate::ops::kernels::zeros;
 use crate::tensor::Tensor;
 
@@ -93,13 +93,14 @@ impl Optimizer {
                 });
             }
         }
+        let names = slots.iter().map(|s| s.name.clone()).collect();
         Ok(Optimizer {
             kind,
             slots,
             step: 0,
             base_lr,
             lr: base_lr,
-            finite: FiniteFlags::default(),
+            finite: FiniteFlags::new(names),
         })
     }
 
@@ -120,14 +121,12 @@ impl Optimizer {
         self.step += 1;
         self.lr = self.base_lr * lr_factor;
         let lr = self.lr as f32;
-        let Some(gpu) = self.slots.first().map(|s| s.param.value().gpu().clone()) else {
-            return Ok(());
-        };
-        let flags = self.flags(&gpu)?;
         let mark = self.finite.mark();
         for (slot, s) in self.slots.iter().enumerate() {
             let Some(grad) = s.param.grad() else { continue };
             let w = s.param.value();
+            let gpu = w.gpu();
+            let flags = self.finite.buffer(gpu)?;
             let n = w.numel();
             let lr = lr * s.lr_scale;
             let (entry, c, decoupled) = match self.kind {
@@ -178,10 +177,10 @@ impl Optimizer {
         step: usize,
         mode: OnNonfinite,
     ) -> Result<()> {
-        let Some(gpu) = self.slots.first().map(|s| s.param.value().gpu().clone()) else {
+        let Some(first) = self.slots.first() else {
             return Ok(());
         };
-        let flags = self.flags(&gpu)?;
+        let flags = self.finite.buffer(first.param.value().gpu())?;
         let gradients: Vec<(usize, Tensor)> = match mode {
             OnNonfinite::Stop => Vec::new(),
             OnNonfinite::Skip => (self.slots.iter().enumerate())
@@ -196,11 +195,6 @@ impl Optimizer {
             }
         }
         Ok(())
-    }
-
-    fn flags(&mut self, gpu: &Gpu) -> Result<Tensor> {
-        let names: Vec<&str> = self.slots.iter().map(|s| s.name.as_str()).collect();
-        self.finite.buffer(gpu, &names)
     }
 
     /// The earliest step whose loss terms or gradients were not finite (one read-back).
