@@ -86,30 +86,93 @@ enum ConvPass {
     ForwardBackward,
 }
 
-/// conv2d on input [n, cin, size, size] with a k x k kernel, padding = dilation
-/// for 3x3 (same-size output), FLOPs counted as 2 * MACs of the forward.
-fn conv_case(
-    pass: ConvPass,
+/// One convolution layer of the benchmarks: input [n, cin, size, size], a k x k
+/// kernel, padding = dilation for 3x3 (same-size output at stride 1).
+#[derive(Clone, Copy)]
+struct ConvLayer {
     n: usize,
     cin: usize,
     cout: usize,
     size: usize,
     k: usize,
     dilation: usize,
-) -> BenchCase {
-    let padding = if k == 3 { dilation } else { 0 };
+    stride: usize,
+    groups: usize,
+}
+
+impl ConvLayer {
+    const fn dense(n: usize, cin: usize, cout: usize, size: usize, k: usize, d: usize) -> Self {
+        ConvLayer {
+            n,
+            cin,
+            cout,
+            size,
+            k,
+            dilation: d,
+            stride: 1,
+            groups: 1,
+        }
+    }
+
+    /// A 3x3 depthwise layer of MobileNetV2 (one channel per group).
+    const fn depthwise(n: usize, channels: usize, size: usize, stride: usize) -> Self {
+        ConvLayer {
+            n,
+            cin: channels,
+            cout: channels,
+            size,
+            k: 3,
+            dilation: 1,
+            stride,
+            groups: channels,
+        }
+    }
+
+    /// "N4 32->32 64x64 3x3 d1", with " s2" and " g96" where they are not 1.
+    fn label(&self) -> String {
+        let ConvLayer {
+            n,
+            cin,
+            cout,
+            size,
+            k,
+            dilation,
+            stride,
+            groups,
+        } = *self;
+        let mut s = format!("N{n} {cin}->{cout} {size}x{size} {k}x{k} d{dilation}");
+        if stride > 1 {
+            s += &format!(" s{stride}");
+        }
+        if groups > 1 {
+            s += &format!(" g{groups}");
+        }
+        s
+    }
+}
+
+/// One pass of `layer`, FLOPs counted as 2 * MACs of the forward.
+fn conv_case(pass: ConvPass, layer: ConvLayer) -> BenchCase {
+    let padding = if layer.k == 3 { layer.dilation } else { 0 };
     let p = Conv2dParams {
+        stride: [layer.stride; 2],
         padding: [padding; 2],
-        dilation: [dilation; 2],
-        ..Conv2dParams::default()
+        dilation: [layer.dilation; 2],
+        groups: layer.groups,
     };
-    let (input, weight) = ([n, cin, size, size], [cout, cin, k, k]);
+    let input = [layer.n, layer.cin, layer.size, layer.size];
+    let weight = [layer.cout, layer.cin / layer.groups, layer.k, layer.k];
     let geometry = Conv2dGeometry::new(&input, &weight, p).expect("valid benchmark geometry");
-    let name = match pass {
-        ConvPass::Forward => "conv2d forward",
-        ConvPass::BackwardInput => "conv2d backward-data",
-        ConvPass::BackwardWeight => "conv2d backward-weight",
-        ConvPass::ForwardBackward => "conv2d forward+backward",
+    let depthwise = layer.groups > 1 && layer.groups == layer.cin;
+    let name = match (pass, depthwise) {
+        (ConvPass::Forward, false) => "conv2d forward",
+        (ConvPass::BackwardInput, false) => "conv2d backward-data",
+        (ConvPass::BackwardWeight, false) => "conv2d backward-weight",
+        (ConvPass::ForwardBackward, false) => "conv2d forward+backward",
+        (ConvPass::Forward, true) => "depthwise forward",
+        (ConvPass::BackwardInput, true) => "depthwise backward-data",
+        (ConvPass::BackwardWeight, true) => "depthwise backward-weight",
+        (ConvPass::ForwardBackward, true) => "depthwise forward+backward",
     };
     let passes = if matches!(pass, ConvPass::ForwardBackward) {
         3.0
@@ -118,7 +181,7 @@ fn conv_case(
     };
     BenchCase {
         name,
-        shape: format!("N{n} {cin}->{cout} {size}x{size} {k}x{k} d{dilation}"),
+        shape: layer.label(),
         work: Work::Flops(passes * conv2d_flops(&geometry)),
         prepare: Box::new(move |gpu| {
             let (x, w) = (random(gpu, &input)?, random(gpu, &weight)?);
@@ -142,23 +205,27 @@ fn conv_case(
     }
 }
 
-/// The convolution layers of the vision-ops benchmarks, each pass.
+/// The convolution layers of the vision-ops benchmarks, then MobileNetV2's depthwise
+/// layers at the quickstart's batch and 64-px images, each pass.
 fn conv_cases() -> Vec<BenchCase> {
     let layers = [
-        (4, 32, 32, 64, 3, 1),
-        (4, 32, 32, 64, 3, 2),
-        (2, 64, 64, 32, 3, 6),
-        (4, 256, 32, 32, 1, 1),
+        ConvLayer::dense(4, 32, 32, 64, 3, 1),
+        ConvLayer::dense(4, 32, 32, 64, 3, 2),
+        ConvLayer::dense(2, 64, 64, 32, 3, 6),
+        ConvLayer::dense(4, 256, 32, 32, 1, 1),
+        ConvLayer::depthwise(8, 96, 32, 2),
+        ConvLayer::depthwise(8, 144, 16, 1),
+        ConvLayer::depthwise(8, 384, 4, 1),
     ];
     let mut out = Vec::new();
-    for (n, cin, cout, size, k, d) in layers {
+    for layer in layers {
         for pass in [
             ConvPass::Forward,
             ConvPass::BackwardInput,
             ConvPass::BackwardWeight,
             ConvPass::ForwardBackward,
         ] {
-            out.push(conv_case(pass, n, cin, cout, size, k, d));
+            out.push(conv_case(pass, layer));
         }
     }
     out

@@ -64,6 +64,10 @@ pub struct GpuInner {
 
 struct Pending {
     encoder: Option<wgpu::CommandEncoder>,
+    /// The open compute pass of `encoder`: dispatches share one pass, since lavapipe
+    /// pays a fixed cost per pass that outweighs a small kernel's work. A copy or a
+    /// submission ends it.
+    pass: Option<wgpu::ComputePass<'static>>,
     params: Vec<u8>,
     params_buf: wgpu::Buffer,
     dispatches: u64,
@@ -147,6 +151,7 @@ impl Gpu {
             kernels: RefCell::new(KernelRegistry::new(shader_dir)),
             pending: RefCell::new(Pending {
                 encoder: None,
+                pass: None,
                 params: Vec::new(),
                 params_buf,
                 dispatches: 0,
@@ -343,21 +348,26 @@ impl Gpu {
         } else {
             &[]
         };
-        let encoder = pending.encoder.get_or_insert_with(|| {
-            self.device
-                .create_command_encoder(&wgpu::CommandEncoderDescriptor {
-                    label: Some("wgseg.step"),
-                })
-        });
-        {
-            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                label: None,
-                timestamp_writes: None,
-            });
-            pass.set_pipeline(&pipeline.pipeline);
-            pass.set_bind_group(0, &bind_group, offsets);
-            pass.dispatch_workgroups(groups[0], groups[1], groups[2]);
-        }
+        let open = &mut *pending;
+        let pass = match &mut open.pass {
+            Some(pass) => pass,
+            slot => {
+                let encoder = open.encoder.get_or_insert_with(|| {
+                    self.device
+                        .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                            label: Some("wgseg.step"),
+                        })
+                });
+                let pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                    label: None,
+                    timestamp_writes: None,
+                });
+                slot.insert(pass.forget_lifetime())
+            }
+        };
+        pass.set_pipeline(&pipeline.pipeline);
+        pass.set_bind_group(0, &bind_group, offsets);
+        pass.dispatch_workgroups(groups[0], groups[1], groups[2]);
         pending.dispatches += 1;
         drop(pending);
         self.dispatches.set(self.dispatches.get() + 1);
@@ -370,6 +380,7 @@ impl Gpu {
     /// Records a buffer-to-buffer copy into the pending encoder.
     pub(crate) fn copy(&self, src: &wgpu::Buffer, dst: &wgpu::Buffer, bytes: u64) {
         let mut pending = self.pending.borrow_mut();
+        pending.pass = None;
         let encoder = pending.encoder.get_or_insert_with(|| {
             self.device
                 .create_command_encoder(&wgpu::CommandEncoderDescriptor {
@@ -384,6 +395,7 @@ impl Gpu {
     /// Submits everything recorded so far in one queue submission.
     pub fn flush(&self) -> Result<()> {
         let mut pending = self.pending.borrow_mut();
+        pending.pass = None;
         if let Some(encoder) = pending.encoder.take() {
             if !pending.params.is_empty() {
                 self.queue

@@ -182,6 +182,38 @@ fn cases(r: &mut StdRng) -> Vec<Case> {
             stride: [2, 2],
             ..BASE
         },
+        // Depthwise at stride 1 (shaders/depthwise.wgsl, 8 pixels an invocation):
+        // rows of two blocks, the second partial.
+        Setup {
+            cin: 5,
+            cout: 5,
+            groups: 5,
+            hw: [6, 13],
+            ..BASE
+        },
+        // Depthwise, dilated, wide enough for 8-pixel blocks, no bias.
+        Setup {
+            cin: 3,
+            cout: 3,
+            groups: 3,
+            hw: [9, 11],
+            padding: [2, 2],
+            dilation: [2, 2],
+            bias: false,
+            ..BASE
+        },
+        // Depthwise with a non-square kernel and unequal strides and dilations.
+        Setup {
+            cin: 4,
+            cout: 4,
+            groups: 4,
+            hw: [8, 12],
+            k: [2, 3],
+            stride: [1, 2],
+            padding: [0, 1],
+            dilation: [2, 1],
+            ..BASE
+        },
         // Depthwise with a channel multiplier of 2, dilated, no bias.
         Setup {
             cin: 3,

@@ -2,7 +2,7 @@
 //! bias gradients, each a launch of blocks of channels and pixels per invocation.
 
 use super::geometry::Conv2dGeometry;
-use super::pointwise;
+use super::{depthwise, pointwise};
 use super::{Conv2dParams, OP};
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, Kernel};
@@ -95,6 +95,9 @@ pub fn conv2d(
     if bias.is_none() && pointwise::applies(&g) {
         return pointwise::forward(input, weight, &g);
     }
+    if let Some(pix) = depthwise::pixels(&g) {
+        return depthwise::forward(input, weight, bias, &g, pix);
+    }
     let (_, coutg) = g.group_channels();
     let cb = channel_block(coutg);
     let wblocks = g.wout.div_ceil(PIXELS);
@@ -128,6 +131,9 @@ pub fn conv2d_backward_input(
     if pointwise::applies(g) {
         return pointwise::input_grad(grad_out, weight, g);
     }
+    if let Some(pix) = depthwise::pixels(g) {
+        return depthwise::input_grad(grad_out, weight, g, pix);
+    }
     let (cg, _) = g.group_channels();
     let cb = channel_block(cg);
     let sw = g.params.stride[1];
@@ -157,6 +163,9 @@ pub fn conv2d_backward_weight(
     expect_shape("input", input, &g.input_shape())?;
     if pointwise::applies(g) {
         return pointwise::weight_grad(grad_out, input, g);
+    }
+    if let Some(pix) = depthwise::pixels(g) {
+        return depthwise::weight_grad(grad_out, input, g, pix);
     }
     let (cg, coutg) = g.group_channels();
     // Each step loads CO + CI values for CO * CI products; 8 x 4 still fits the

@@ -4,6 +4,7 @@
 //! convolutions as matmuls, pointwise.rs), and this file records them on the tape and
 //! in the op table.
 
+mod depthwise;
 mod geometry;
 mod kernels;
 mod pointwise;
