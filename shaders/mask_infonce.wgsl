@@ -8,6 +8,11 @@
 //   dq_i = c m_i (sum_j p_ij k_j - k_b)                      (dq, per pixel)
 //   dk_j = c sum_i m_i (p_ij - [j == b_i]) q_i, j < B       (key_partial + key_reduce)
 // The queue is a memory bank and gets no gradient.
+// Each pass has two versions: the reference one reads every value it needs from
+// the buffers where it needs it; the `_cached` one (embedding dims up to MAX_D, the
+// dim a pipeline constant) first copies a pixel's embedding into registers and sums
+// its gradient there, since on lavapipe a buffer access costs far more than the
+// multiply-add it feeds. src/loss/mask_infonce.rs tests one against the other.
 struct Params {
     b: u32,
     d: u32,
@@ -33,6 +38,10 @@ struct Params {
 @group(0) @binding(10) var<storage, read_write> partial: array<f32>;
 @group(0) @binding(11) var<storage, read_write> dkeys: array<f32>;
 @group(0) @binding(12) var<uniform> p: Params;
+
+// The embedding dim of the `_cached` entry points (at most MAX_D).
+override D: u32 = 32u;
+const MAX_D = 64u;
 
 var<workgroup> loss_part: array<f32, 256>;
 var<workgroup> count_part: array<f32, 256>;
@@ -215,4 +224,141 @@ fn key_reduce(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgr
         s += partial[r * n + e];
     }
     dkeys[e] = grad_scale() * s;
+}
+
+// A pixel's embedding (D values strided by HW from qbase), in registers.
+fn cached_query(qbase: u32) -> array<f32, MAX_D> {
+    var q: array<f32, MAX_D>;
+    for (var e = 0u; e < D; e++) {
+        q[e] = query[qbase + e * p.hw];
+    }
+    return q;
+}
+
+fn cached_key_logit(q: ptr<function, array<f32, MAX_D>>, j: u32) -> f32 {
+    var s = 0.0;
+    for (var e = 0u; e < D; e++) {
+        s += (*q)[e] * keys[j * D + e];
+    }
+    return s * p.inv_t;
+}
+
+fn cached_queue_logit(q: ptr<function, array<f32, MAX_D>>, j: u32) -> f32 {
+    var s = 0.0;
+    for (var e = 0u; e < D; e++) {
+        s += (*q)[e] * queue[j * D + e];
+    }
+    return s * p.inv_t;
+}
+
+// `forward` with the pixel's embedding in registers.
+@compute @workgroup_size(256)
+fn forward_cached(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let t = index(gid, nwg);
+    if t >= p.pixels {
+        return;
+    }
+    let m = mask[t];
+    if m == 0.0 {
+        lse[t] = 0.0;
+        term[t] = 0.0;
+        return;
+    }
+    let b = t / p.hw;
+    var q = cached_query(b * D * p.hw + (t - b * p.hw));
+    var mx = cached_key_logit(&q, 0u);
+    var s = 1.0;
+    var pos = mx;
+    for (var j = 1u; j < p.b; j++) {
+        let l = cached_key_logit(&q, j);
+        if j == b {
+            pos = l;
+        }
+        if l > mx {
+            s = s * exp(mx - l) + 1.0;
+            mx = l;
+        } else {
+            s += exp(l - mx);
+        }
+    }
+    for (var j = 0u; j < p.k; j++) {
+        let l = cached_queue_logit(&q, j);
+        if l > mx {
+            s = s * exp(mx - l) + 1.0;
+            mx = l;
+        } else {
+            s += exp(l - mx);
+        }
+    }
+    let z = mx + log(s);
+    lse[t] = z;
+    term[t] = m * (z - pos);
+}
+
+// `query_grad` with the embedding and its gradient in registers.
+@compute @workgroup_size(256)
+fn query_grad_cached(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let t = index(gid, nwg);
+    if t >= p.pixels {
+        return;
+    }
+    let b = t / p.hw;
+    let qbase = b * D * p.hw + (t - b * p.hw);
+    let m = mask[t];
+    if m == 0.0 {
+        for (var e = 0u; e < D; e++) {
+            dq[qbase + e * p.hw] = 0.0;
+        }
+        return;
+    }
+    var q = cached_query(qbase);
+    var acc: array<f32, MAX_D>;
+    let z = lse[t];
+    for (var j = 0u; j < p.b; j++) {
+        let pj = exp(cached_key_logit(&q, j) - z);
+        for (var e = 0u; e < D; e++) {
+            acc[e] += pj * keys[j * D + e];
+        }
+    }
+    for (var j = 0u; j < p.k; j++) {
+        let pj = exp(cached_queue_logit(&q, j) - z);
+        for (var e = 0u; e < D; e++) {
+            acc[e] += pj * queue[j * D + e];
+        }
+    }
+    let c = grad_scale() * m;
+    for (var e = 0u; e < D; e++) {
+        dq[qbase + e * p.hw] = c * (acc[e] - keys[b * D + e]);
+    }
+}
+
+// `key_partial` with each pixel's embedding and the chunk's sum in registers.
+@compute @workgroup_size(256)
+fn key_partial_cached(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let inv = index(gid, nwg);
+    if inv >= p.b * p.chunks * p.b {
+        return;
+    }
+    let bc = inv / p.b;
+    let j = inv - bc * p.b;
+    let img = bc / p.chunks;
+    let start = (bc - img * p.chunks) * p.chunk;
+    let end = min(start + p.chunk, p.hw);
+    let positive = select(0.0, 1.0, j == img);
+    var acc: array<f32, MAX_D>;
+    for (var px = start; px < end; px++) {
+        let t = img * p.hw + px;
+        let m = mask[t];
+        if m == 0.0 {
+            continue;
+        }
+        var q = cached_query(img * D * p.hw + px);
+        let coef = m * (exp(cached_key_logit(&q, j) - lse[t]) - positive);
+        for (var e = 0u; e < D; e++) {
+            acc[e] += coef * q[e];
+        }
+    }
+    for (var e = 0u; e < D; e++) {
+        partial[inv * D + e] = acc[e];
+    }
 }

@@ -26,6 +26,9 @@ use crate::tensor::{shape_str, DType, Tensor};
 const OP: &str = "mask_infonce";
 /// Pixels of one image per key-gradient partial sum.
 const CHUNK: usize = 128;
+/// The largest embedding dim the `_cached` kernels keep in registers (MAX_D in
+/// shaders/mask_infonce.wgsl).
+const MAX_CACHED_DIM: usize = 64;
 
 /// Validated inputs of one loss evaluation (tensors are shared, not copied).
 #[derive(Clone, Debug)]
@@ -39,6 +42,9 @@ pub struct MaskInfoNce {
     d: usize,
     hw: usize,
     k: usize,
+    /// Run the reference kernels even where the cached ones apply (tests compare
+    /// the two).
+    reference: bool,
 }
 
 /// What the forward leaves for backward.
@@ -119,6 +125,7 @@ impl MaskInfoNce {
             d,
             hw: h * w,
             k,
+            reference: false,
         })
     }
 
@@ -138,6 +145,25 @@ impl MaskInfoNce {
             .idx("chunks", self.chunks())
     }
 
+    /// The version of pass `entry` for these inputs: the `_cached` one where the
+    /// embedding fits its registers (and the reference one is not asked for).
+    fn kernel<'a>(&self, entry: &'static str, constants: &'a [(&'static str, f64)]) -> Kernel<'a> {
+        if self.cached() {
+            let cached = match entry {
+                "forward" => "forward_cached",
+                "query_grad" => "query_grad_cached",
+                _ => "key_partial_cached",
+            };
+            Kernel::new("mask_infonce", cached).with(constants)
+        } else {
+            Kernel::new("mask_infonce", entry)
+        }
+    }
+
+    fn cached(&self) -> bool {
+        !self.reference && self.d <= MAX_CACHED_DIM
+    }
+
     /// With K = 0 the kernels still bind a queue buffer; they read none of it.
     fn queue_buffer(&self) -> &wgpu::Buffer {
         self.queue.as_ref().unwrap_or(&self.keys).buffer()
@@ -152,8 +178,9 @@ impl MaskInfoNce {
         let loss = Tensor::empty(gpu, &[], DType::F32)?;
         let salient = Tensor::empty(gpu, &[1], DType::F32)?;
         let p = self.params()?;
+        let dim = [("D", self.d as f64)];
         gpu.dispatch(
-            &Kernel::new("mask_infonce", "forward"),
+            &self.kernel("forward", &dim),
             &[
                 self.query.buffer(),
                 self.mask.buffer(),
@@ -204,8 +231,9 @@ impl MaskInfoNce {
         Self::expect_grad(grad)?;
         let gpu = self.query.gpu();
         let dq = Tensor::empty(gpu, self.query.shape(), DType::F32)?;
+        let dim = [("D", self.d as f64)];
         gpu.dispatch(
-            &Kernel::new("mask_infonce", "query_grad"),
+            &self.kernel("query_grad", &dim),
             &[
                 self.query.buffer(),
                 self.mask.buffer(),
@@ -231,8 +259,9 @@ impl MaskInfoNce {
         let partial = Tensor::empty(gpu, &[rows, self.d], DType::F32)?;
         let dk = Tensor::empty(gpu, &[self.b, self.d], DType::F32)?;
         let p = self.params()?;
+        let dim = [("D", self.d as f64)];
         gpu.dispatch(
-            &Kernel::new("mask_infonce", "key_partial"),
+            &self.kernel("key_partial", &dim),
             &[
                 self.query.buffer(),
                 self.mask.buffer(),
@@ -346,6 +375,54 @@ mod tests {
         let mask = Tensor::from_slice(gpu, mask, &[2, 2, 2]).unwrap();
         let keys = Tensor::from_slice(gpu, &[0.6, 0.8, -1.0, 0.0], &[2, 2]).unwrap();
         (query, mask, Var::leaf(keys))
+    }
+
+    fn random(gpu: &Gpu, rng: &mut rand::rngs::StdRng, shape: &[usize]) -> Tensor {
+        crate::nn::init::uniform(gpu, rng, shape, 1.0).unwrap()
+    }
+
+    /// The cached kernels against the reference ones on random inputs with a
+    /// partial mask, a queue and a dim that is no multiple of 4.
+    #[test]
+    fn cached_kernels_match_the_reference_ones() {
+        use rand::SeedableRng;
+        let gpu = Gpu::shared().unwrap();
+        let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+        let (b, d, h, w, k) = (3, 13, 5, 7, 6);
+        let query = random(&gpu, &mut rng, &[b, d, h, w]);
+        let keys = random(&gpu, &mut rng, &[b, d]);
+        let queue = random(&gpu, &mut rng, &[k, d]);
+        let m: Vec<f32> = (0..b * h * w)
+            .map(|i| ((i * 7) % 3 != 0) as u8 as f32)
+            .collect();
+        let mask = Tensor::from_slice(&gpu, &m, &[b, h, w]).unwrap();
+        let one = Tensor::from_slice(&gpu, &[1.0], &[]).unwrap();
+        let outputs = |reference: bool| {
+            let mut loss = MaskInfoNce::new(&query, &mask, &keys, Some(&queue), 0.5).unwrap();
+            loss.reference = reference;
+            assert_eq!(loss.cached(), !reference);
+            let saved = loss.forward().unwrap();
+            [
+                saved.loss.to_vec().unwrap(),
+                saved.lse.to_vec().unwrap(),
+                loss.query_grad(&saved, &one).unwrap().to_vec().unwrap(),
+                loss.key_grad(&saved, &one).unwrap().to_vec().unwrap(),
+            ]
+        };
+        let (fast, slow) = (outputs(false), outputs(true));
+        for (name, (f, s)) in ["loss", "lse", "query grad", "key grad"]
+            .iter()
+            .zip(fast.iter().zip(&slow))
+        {
+            let diff: f32 = f.iter().zip(s).map(|(a, b)| (a - b).powi(2)).sum();
+            let norm: f32 = s.iter().map(|v| v * v).sum();
+            assert!(norm > 0.0, "{name}: the reference is all zero");
+            assert!(
+                (diff / norm).sqrt() < 1e-5,
+                "{name}: relative error {}",
+                (diff / norm).sqrt()
+            );
+        }
     }
 
     #[test]
