@@ -50,21 +50,64 @@ pub fn matmul_views(
     k: usize,
     n: usize,
 ) -> Result<Tensor> {
-    let out = Tensor::empty(a.gpu(), &[batch, m, n], DType::F32)?;
+    let folds = Folds {
+        batch,
+        n_segment: n,
+        k_segments: 1,
+    };
+    matmul_folded(a, av, b, bv, folds, m, k, n)
+}
+
+/// How [`matmul_folded`] lays a batch of products over one launch (shaders/matmul.wgsl).
+#[derive(Clone, Copy, Debug)]
+pub struct Folds {
+    /// Products computed (C's leading dim, with the segments below).
+    pub batch: usize,
+    /// The n columns are segments of this many, segment s taken from batch entry s
+    /// of B and stored as C [s, m, n_segment]; n itself for no fold.
+    pub n_segment: usize,
+    /// Each product is the sum over this many consecutive batch entries of A and B;
+    /// 1 for no fold.
+    pub k_segments: usize,
+}
+
+/// matmul_views with the column or batch folds of `folds` (one of them at a time).
+#[allow(clippy::too_many_arguments)]
+pub fn matmul_folded(
+    a: &Tensor,
+    av: MatView,
+    b: &Tensor,
+    bv: MatView,
+    folds: Folds,
+    m: usize,
+    k: usize,
+    n: usize,
+) -> Result<Tensor> {
+    let segments = n / folds.n_segment.max(1);
+    let out = Tensor::empty(
+        a.gpu(),
+        &[folds.batch * segments, m, folds.n_segment],
+        DType::F32,
+    )?;
     let op = "matmul";
     let p = Params::new(op)
         .idx("m", m)?
         .idx("n", n)?
         .idx("k", k)?
-        .idx("batch", batch)?
+        .idx("batch", folds.batch)?
         .idx("a_batch_stride", av.batch_stride)?
         .idx("a_row_stride", av.row_stride)?
         .idx("a_col_stride", av.col_stride)?
         .idx("b_batch_stride", bv.batch_stride)?
         .idx("b_row_stride", bv.row_stride)?
         .idx("b_col_stride", bv.col_stride)?
-        .align16();
-    let groups = [n.div_ceil(64) as u32, m.div_ceil(64) as u32, batch as u32];
+        .idx("n_segment", folds.n_segment)?
+        .idx("k_segments", folds.k_segments)?;
+    let groups = [
+        n.div_ceil(64) as u32,
+        m.div_ceil(64) as u32,
+        folds.batch as u32,
+    ];
     let gpu = a.gpu();
     gpu.dispatch(
         &Kernel::new("matmul", "main"),
@@ -186,3 +229,94 @@ pub static OPS: &[OpSpec] = &[OpSpec {
     attrs: &[],
     run: |c| c.input("input")?.matmul(c.input("other")?),
 }];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gpu::Gpu;
+    use rand::{Rng, SeedableRng};
+
+    fn random(n: usize, rng: &mut rand::rngs::StdRng) -> Vec<f32> {
+        (0..n).map(|_| rng.random_range(-1.0..1.0)).collect()
+    }
+
+    fn relative_error(got: &[f32], want: &[f64]) -> f64 {
+        let diff: f64 = got
+            .iter()
+            .zip(want)
+            .map(|(g, w)| (*g as f64 - w).powi(2))
+            .sum();
+        let norm: f64 = want.iter().map(|w| w * w).sum();
+        (diff / norm).sqrt()
+    }
+
+    /// Images side by side as columns: C [s, m, seg] = A [m, k] @ B[s] [k, seg], with
+    /// tiles that straddle segment and matrix edges.
+    #[test]
+    fn column_segments_are_separate_products() {
+        let gpu = Gpu::shared().unwrap();
+        let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+        let (m, k, seg, segs) = (70, 9, 13, 5);
+        let a = random(m * k, &mut rng);
+        let b = random(segs * k * seg, &mut rng);
+        let ta = Tensor::from_slice(&gpu, &a, &[m, k]).unwrap();
+        let tb = Tensor::from_slice(&gpu, &b, &[segs, k, seg]).unwrap();
+        let folds = Folds {
+            batch: 1,
+            n_segment: seg,
+            k_segments: 1,
+        };
+        let av = MatView::contiguous(m, k, false);
+        let bv = MatView::contiguous(k, seg, true);
+        let c = matmul_folded(&ta, av, &tb, bv, folds, m, k, segs * seg).unwrap();
+        assert_eq!(c.shape(), [segs, m, seg]);
+        let mut want = vec![0.0f64; segs * m * seg];
+        for s in 0..segs {
+            for i in 0..m {
+                for j in 0..seg {
+                    want[(s * m + i) * seg + j] = (0..k)
+                        .map(|t| a[i * k + t] as f64 * b[(s * k + t) * seg + j] as f64)
+                        .sum();
+                }
+            }
+        }
+        let e = relative_error(&c.to_vec().unwrap(), &want);
+        assert!(e < 1e-6, "relative error {e}");
+    }
+
+    /// Sums inside K: C[g] = sum over t < 3 of A[3g + t] @ B[3g + t]^T, two groups.
+    #[test]
+    fn batch_segments_are_summed() {
+        let gpu = Gpu::shared().unwrap();
+        let mut rng = rand::rngs::StdRng::seed_from_u64(12);
+        let (groups, per, m, k, n) = (2, 3, 9, 17, 66);
+        let a = random(groups * per * m * k, &mut rng);
+        let b = random(groups * per * n * k, &mut rng);
+        let ta = Tensor::from_slice(&gpu, &a, &[groups * per, m, k]).unwrap();
+        let tb = Tensor::from_slice(&gpu, &b, &[groups * per, n, k]).unwrap();
+        let folds = Folds {
+            batch: groups,
+            n_segment: n,
+            k_segments: per,
+        };
+        let av = MatView::contiguous(m, k, true);
+        let bv = MatView::contiguous(n, k, true).t();
+        let c = matmul_folded(&ta, av, &tb, bv, folds, m, k, n).unwrap();
+        assert_eq!(c.shape(), [groups, m, n]);
+        let mut want = vec![0.0f64; groups * m * n];
+        for g in 0..groups {
+            for t in 0..per {
+                let e = g * per + t;
+                for i in 0..m {
+                    for j in 0..n {
+                        want[(g * m + i) * n + j] += (0..k)
+                            .map(|q| a[(e * m + i) * k + q] as f64 * b[(e * n + j) * k + q] as f64)
+                            .sum::<f64>();
+                    }
+                }
+            }
+        }
+        let e = relative_error(&c.to_vec().unwrap(), &want);
+        assert!(e < 1e-6, "relative error {e}");
+    }
+}
