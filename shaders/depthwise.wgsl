@@ -2,16 +2,18 @@
 // and the input and weight gradients of conv2d.wgsl's direct kernels, for this case
 // alone. A depthwise layer has one input channel per output, so the direct kernels'
 // channel blocks hold a single channel and their workgroups, one per (channel, image),
-// are mostly idle lanes on small maps. Here every invocation is one pixel of a flat
-// index over all images, channels and pixels, so every workgroup is full and a SIMD
-// row of lanes reads adjacent pixels; the kernel size is a pipeline constant, so the
-// tap loops unroll and the weight gradient's per-tap sums stay in registers.
+// are mostly idle lanes on small maps. Here every invocation is a block of PIX
+// adjacent pixels of one row, on a flat index over all images, channels and rows, so
+// every workgroup is full; and a block loads each input value its taps share once (a
+// row's window) and its weights once, since on lavapipe a load costs far more than
+// the multiply-add it feeds (a padded copy of the input, to drop the bounds masks,
+// cost more than it saved: the copy is itself a pass of loads and stores).
 // #include conv2d_params
 
 // The kernel, its stride and dilation, and the launch layout, as constants: the tap
-// and pixel loops then unroll, the register arrays below stay in registers, and the
-// divisions that take a flat index apart compile to multiplies (lavapipe runs an
-// integer division by a uniform lane by lane, which outweighs a tap's work).
+// and pixel loops then have fixed trip counts (so the arrays below can live in
+// registers), and the divisions that take a flat index apart compile to multiplies
+// (lavapipe runs an integer division by a uniform lane by lane).
 override KH: u32 = 3u;
 override KW: u32 = 3u;
 override SH: u32 = 1u;

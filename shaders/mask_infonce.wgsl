@@ -73,6 +73,17 @@ fn grad_scale() -> f32 {
     return select(0.0, grad[0] * p.inv_t / n, n != 0.0);
 }
 
+// One step of an online log-sum-exp: (mx, s) hold the running max and the sum of
+// exp(l - mx) so far.
+fn add_logit(mx: ptr<function, f32>, s: ptr<function, f32>, l: f32) {
+    if l > *mx {
+        *s = *s * exp(*mx - l) + 1.0;
+        *mx = l;
+    } else {
+        *s += exp(l - *mx);
+    }
+}
+
 // One invocation per pixel: an online log-sum-exp over the B + K logits.
 @compute @workgroup_size(256)
 fn forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
@@ -96,21 +107,10 @@ fn forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroup
         if j == b {
             pos = l;
         }
-        if l > mx {
-            s = s * exp(mx - l) + 1.0;
-            mx = l;
-        } else {
-            s += exp(l - mx);
-        }
+        add_logit(&mx, &s, l);
     }
     for (var j = 0u; j < p.k; j++) {
-        let l = queue_logit(qbase, j);
-        if l > mx {
-            s = s * exp(mx - l) + 1.0;
-            mx = l;
-        } else {
-            s += exp(l - mx);
-        }
+        add_logit(&mx, &s, queue_logit(qbase, j));
     }
     let z = mx + log(s);
     lse[t] = z;
@@ -274,21 +274,10 @@ fn forward_cached(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wo
         if j == b {
             pos = l;
         }
-        if l > mx {
-            s = s * exp(mx - l) + 1.0;
-            mx = l;
-        } else {
-            s += exp(l - mx);
-        }
+        add_logit(&mx, &s, l);
     }
     for (var j = 0u; j < p.k; j++) {
-        let l = cached_queue_logit(&q, j);
-        if l > mx {
-            s = s * exp(mx - l) + 1.0;
-            mx = l;
-        } else {
-            s += exp(l - mx);
-        }
+        add_logit(&mx, &s, cached_queue_logit(&q, j));
     }
     let z = mx + log(s);
     lse[t] = z;
