@@ -83,7 +83,17 @@ pub fn matmul_folded(
     k: usize,
     n: usize,
 ) -> Result<Tensor> {
-    let segments = n / folds.n_segment.max(1);
+    let whole = folds.n_segment > 0 && n.is_multiple_of(folds.n_segment);
+    let segments = if whole { n / folds.n_segment } else { 0 };
+    if segments == 0
+        || folds.k_segments == 0
+        || (segments > 1 && (folds.batch > 1 || folds.k_segments > 1))
+    {
+        return Err(Error::op(
+            "matmul",
+            format!("folds {folds:?} do not fit n = {n}: column segments must divide n, and fold one way at a time"),
+        ));
+    }
     let out = Tensor::empty(
         a.gpu(),
         &[folds.batch * segments, m, folds.n_segment],
@@ -318,5 +328,31 @@ mod tests {
         }
         let e = relative_error(&c.to_vec().unwrap(), &want);
         assert!(e < 1e-6, "relative error {e}");
+    }
+
+    #[test]
+    fn folds_that_do_not_fit_are_refused() {
+        let gpu = Gpu::shared().unwrap();
+        let a = Tensor::from_slice(&gpu, &[1.0; 12], &[2, 2, 3]).unwrap();
+        let b = Tensor::from_slice(&gpu, &[1.0; 30], &[2, 3, 5]).unwrap();
+        let (av, bv) = (
+            MatView::contiguous(2, 3, true),
+            MatView::contiguous(3, 5, true),
+        );
+        for folds in [
+            Folds {
+                batch: 1,
+                n_segment: 3,
+                k_segments: 1,
+            },
+            Folds {
+                batch: 2,
+                n_segment: 5,
+                k_segments: 1,
+            },
+        ] {
+            let e = matmul_folded(&a, av, &b, bv, folds, 2, 3, 10).unwrap_err();
+            assert!(e.to_string().contains("do not fit n = 10"), "{e}");
+        }
     }
 }
