@@ -284,6 +284,18 @@ fn bad_experiments_fail_with_one_clear_line() {
             ),
         "{e}"
     );
+    // A garment class Fashion-MNIST does not have.
+    let o = run(&tiny(
+        &dir,
+        &["--set", "data.source.classes=[t_shirt, sock]", "--dry-run"],
+    ));
+    assert_eq!(o.status.code(), Some(2));
+    let e = stderr(&o);
+    assert!(
+        e.contains("data.source.classes") && e.contains("\"sock\""),
+        "{e}"
+    );
+    assert_eq!(e.trim().lines().count(), 1, "{e}");
     // --resume of something that is not a run.
     let o = wgseg(&["train", "--resume", dir.to_str().unwrap()], &[]);
     assert_eq!(o.status.code(), Some(2));

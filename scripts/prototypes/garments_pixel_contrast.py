@@ -37,14 +37,18 @@ p.add_argument('--os', type=int, default=16)
 p.add_argument('--layers', type=int, default=14)
 p.add_argument('--train', type=int, default=1024, help='labelled training images used')
 p.add_argument('--data', default='ga')
+p.add_argument('--classes', type=int, default=6, help='classes with the background (11: all ten garments)')
 p.add_argument('--weights', default='assets/pretrained/mobilenet_v2_imagenet.safetensors')
 a = p.parse_args()
 torch.manual_seed(a.seed); np.random.seed(a.seed)
-C = 6
+C = a.classes
 x, y = load(a.data, 'train'); x, y = x[:a.train], y[:a.train]; xv, yv = load(a.data, 'val')
-net = SegNet(a.weights, a.layers, a.os)
+net = SegNet(a.weights, a.layers, a.os, classes=C)
 cin = net.backbone(torch.zeros(1, 3, 64, 64)).shape[1]
 proj = nn.Sequential(nn.Conv2d(cin, cin, 1), nn.BatchNorm2d(cin), nn.ReLU(), nn.Conv2d(cin, a.proj, 1))
+# Anchors and memory pixels draw from their own generator, so that both arms of a
+# seed see the same batches and augmentations (paired, as wgseg's arms).
+sampling = torch.Generator().manual_seed(a.seed + 1_000_003)
 seg_mem = [torch.zeros(0, a.proj) for _ in range(C)]; pix_mem = [torch.zeros(0, a.proj) for _ in range(C)]
 
 
@@ -62,7 +66,7 @@ def sample_anchors(e, lab, pred):
             easy = ((lab[i] == c) & (pred[i] == c)).flatten().nonzero()[:, 0]
             nh = min(len(hard), views // 2) if len(easy) >= views - views // 2 else min(len(hard), views - len(easy))
             ne = views - nh
-            idx = torch.cat([hard[torch.randperm(len(hard))[:nh]], easy[torch.randperm(len(easy))[:ne]]])
+            idx = torch.cat([hard[torch.randperm(len(hard), generator=sampling)[:nh]], easy[torch.randperm(len(easy), generator=sampling)[:ne]]])
             rows.append(ef[i, idx]); labels += [c] * len(idx)
     return torch.cat(rows), torch.tensor(labels)
 
@@ -86,7 +90,7 @@ def enqueue(e, lab):
             if c == 255: continue
             px = e[i].permute(1, 2, 0)[lab[i] == c]
             seg_mem[c] = torch.cat([F.normalize(px.mean(0, keepdim=True), dim=1), seg_mem[c]])[:a.memory]
-            pix_mem[c] = torch.cat([px[torch.randperm(len(px))[:a.pixel_freq]], pix_mem[c]])[:a.memory]
+            pix_mem[c] = torch.cat([px[torch.randperm(len(px), generator=sampling)[:a.pixel_freq]], pix_mem[c]])[:a.memory]
 
 
 params = list(net.parameters()) + list(proj.parameters())
@@ -111,4 +115,4 @@ for step in range(a.steps):
             with torch.no_grad(): enqueue(e.detach(), lab)
     opt.zero_grad(); loss.backward(); opt.step(); sched.step()
     if step % 100 == 0: print(step, f'{loss.item():.3f} contrast {c_loss.item():.3f}', f'{time.time() - t0:.0f}s', flush=True)
-print(f'final val {miou(net, xv, yv):.2f} time {time.time() - t0:.0f}s')
+print(f'final val {miou(net, xv, yv, C):.2f} time {time.time() - t0:.0f}s')

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::{Args, Subcommand};
 
 use crate::data::export::write_generated;
+use crate::data::fashion_mnist::{default_classes, labels_of};
 use crate::data::garments::{GarmentSet, GarmentSpec};
 use crate::data::synthetic::{generate, Style, SynthSpec};
 use crate::error::{Error, Result};
@@ -65,6 +66,10 @@ enum DataAction {
         /// Contrast of the background's texture: 1 bold, 0 plain colour.
         #[arg(long, default_value_t = 1.0)]
         background_texture: f32,
+        /// Fashion-MNIST classes drawn, as classes 1.. in this order (t_shirt, trouser,
+        /// pullover, dress, coat, sandal, shirt, sneaker, bag, ankle_boot).
+        #[arg(long, value_delimiter = ',', default_values_t = default_classes())]
+        classes: Vec<String>,
     },
 }
 
@@ -135,8 +140,10 @@ pub fn run(a: DataCli) -> Result<ExitCode> {
             object_scale,
             garment_texture,
             background_texture,
+            classes,
         } => {
             common.check("garments")?;
+            let labels = labels_of(&classes, "wgseg data garments: --classes")?;
             let (lo, hi) = (object_scale[0], object_scale[1]);
             if !(lo > 0.0 && lo <= hi && hi <= 1.0) {
                 return Err(Error::Usage(format!(
@@ -152,7 +159,7 @@ pub fn run(a: DataCli) -> Result<ExitCode> {
                 garment_texture,
                 background_texture,
             };
-            let set = GarmentSet::open(spec, common.train)?;
+            let set = GarmentSet::open(spec, common.train, &labels)?;
             common.write(|i| set.sample(i))
         }
     }

@@ -52,11 +52,15 @@ pub enum DataSource {
         seed: u64,
     },
     /// The built-in garments: Fashion-MNIST garments (t_shirt, trouser, sandal, bag,
-    /// ankle_boot) composited onto generated backgrounds, generated from `seed`;
-    /// validation images show garments that training images never do.
+    /// ankle_boot unless `classes` says otherwise) composited onto generated
+    /// backgrounds, generated from `seed`; validation images show garments that
+    /// training images never do.
     Garments {
         train: usize,
         val: usize,
+        /// The Fashion-MNIST classes drawn, by name, as classes 1.. in this order.
+        #[serde(default = "crate::data::fashion_mnist::default_classes")]
+        classes: Vec<String>,
         /// Side of the generated images.
         size: usize,
         #[serde(default = "default_max_objects")]

@@ -4,6 +4,7 @@
 
 use std::path::Path;
 
+use super::fashion_mnist::labels_of;
 use super::garments::{self, GarmentSet, GarmentSpec};
 use super::synthetic::{generate, Sample, SynthSpec, CLASSES};
 use super::voc::{Item, VocDataset, IGNORE, VOC_CLASSES};
@@ -58,7 +59,7 @@ impl Dataset {
 pub fn class_names(source: &DataSource) -> Vec<String> {
     match source {
         DataSource::Synthetic { .. } => CLASSES.iter().map(|s| s.to_string()).collect(),
-        DataSource::Garments { .. } => garments::CLASSES.iter().map(|s| s.to_string()).collect(),
+        DataSource::Garments { classes, .. } => garments::class_names(classes),
         DataSource::Voc { num_classes, .. } if *num_classes == VOC_CLASSES.len() => {
             VOC_CLASSES.iter().map(|s| s.to_string()).collect()
         }
@@ -121,6 +122,7 @@ fn open_source(
         DataSource::Garments {
             train,
             val,
+            classes,
             size,
             max_objects,
             object_scale,
@@ -138,7 +140,8 @@ fn open_source(
                 garment_texture: *garment_texture as f32,
                 background_texture: *background_texture as f32,
             };
-            let set = GarmentSet::open(spec, *train)?;
+            let labels = labels_of(classes, "data.source.classes")?;
+            let set = GarmentSet::open(spec, *train, &labels)?;
             generated(source, *train, *val, saliency_range, tick, |i| {
                 set.sample(i)
             })

@@ -118,12 +118,13 @@ mod tests {
             garment_texture: 1.0,
             background_texture: 1.0,
         };
-        let set = GarmentSet::open(spec, 3).unwrap();
+        let labels = [0, 1, 5, 8, 9];
+        let set = GarmentSet::open(spec, 3, &labels).unwrap();
         write_generated(&root, 3, 2, |i| set.sample(i), &mut || {}).unwrap();
         let val = VocDataset::open(&root, "val", Some(SALIENCY_DIR)).unwrap();
         assert_eq!(val.len(), 2);
         let item = val.get(0).unwrap();
-        let val_pool = Garments::open(Split::Val).unwrap();
+        let val_pool = Garments::open(Split::Val, &labels).unwrap();
         let original = garments::generate(&spec, &val_pool, 3);
         assert_eq!(item.label, original.label);
         assert_eq!(item.saliency.unwrap(), original.saliency);

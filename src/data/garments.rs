@@ -1,5 +1,5 @@
-//! The built-in dataset of real objects: Fashion-MNIST garments (five classes, see
-//! assets/fashion_mnist) composited onto the generated textured backgrounds of the
+//! The built-in dataset of real objects: Fashion-MNIST garments (five classes unless
+//! told otherwise, see assets/fashion_mnist) composited onto the generated textured backgrounds of the
 //! shapes dataset. The class of an object is its garment category; its colour,
 //! texture, size, position and mirror image are drawn independently of the class, so
 //! that only what the garment looks like tells the classes apart. The garment's own
@@ -13,15 +13,12 @@ use super::fashion_mnist::{Garment, Garments, Split, SIDE};
 use super::synthetic::{compose, sample_rng, texture, Sample, Style};
 use crate::error::{Error, Result};
 
-/// Class names; index 0 is the background.
-pub const CLASSES: [&str; 6] = [
-    "background",
-    "t_shirt",
-    "trouser",
-    "sandal",
-    "bag",
-    "ankle_boot",
-];
+/// Class names for the garment classes `classes`: index 0 is the background.
+pub fn class_names(classes: &[String]) -> Vec<String> {
+    std::iter::once("background".to_string())
+        .chain(classes.iter().cloned())
+        .collect()
+}
 
 /// A garment pixel at or above this intensity (of 255, after resampling) is the object.
 const MASK_LEVEL: f32 = 0.12;
@@ -132,7 +129,8 @@ pub struct GarmentSet {
 }
 
 impl GarmentSet {
-    pub fn open(spec: GarmentSpec, train: usize) -> Result<GarmentSet> {
+    /// `labels`: the Fashion-MNIST labels of classes 1.. (from `labels_of`).
+    pub fn open(spec: GarmentSpec, train: usize, labels: &[u8]) -> Result<GarmentSet> {
         for (key, v) in [
             ("garment_texture", spec.garment_texture),
             ("background_texture", spec.background_texture),
@@ -146,7 +144,10 @@ impl GarmentSet {
         Ok(GarmentSet {
             spec,
             train,
-            pools: [Garments::open(Split::Train)?, Garments::open(Split::Val)?],
+            pools: [
+                Garments::open(Split::Train, labels)?,
+                Garments::open(Split::Val, labels)?,
+            ],
         })
     }
 
@@ -164,6 +165,9 @@ impl GarmentSet {
 mod tests {
     use super::*;
 
+    /// The default classes' Fashion-MNIST labels.
+    const FIVE: [u8; 5] = [0, 1, 5, 8, 9];
+
     fn spec(style: Style) -> GarmentSpec {
         GarmentSpec {
             size: 64,
@@ -179,8 +183,8 @@ mod tests {
     #[test]
     fn samples_are_deterministic_and_differ_by_index_style_and_split() {
         let (train, val) = (
-            Garments::open(Split::Train).unwrap(),
-            Garments::open(Split::Val).unwrap(),
+            Garments::open(Split::Train, &FIVE).unwrap(),
+            Garments::open(Split::Val, &FIVE).unwrap(),
         );
         let a = generate(&spec(Style::A), &train, 5);
         let b = generate(&spec(Style::A), &train, 5);
@@ -193,8 +197,8 @@ mod tests {
 
     #[test]
     fn masks_are_the_garments_and_every_class_appears() {
-        let pool = Garments::open(Split::Train).unwrap();
-        let mut seen = [false; CLASSES.len()];
+        let pool = Garments::open(Split::Train, &FIVE).unwrap();
+        let mut seen = [false; FIVE.len() + 1];
         for i in 0..60 {
             let s = generate(&spec(Style::A), &pool, i);
             for (&l, &m) in s.label.iter().zip(&s.saliency) {
@@ -214,8 +218,8 @@ mod tests {
 
     #[test]
     fn colour_does_not_determine_the_class() {
-        let pool = Garments::open(Split::Train).unwrap();
-        let mut channels: Vec<[bool; 3]> = vec![[false; 3]; CLASSES.len()];
+        let pool = Garments::open(Split::Train, &FIVE).unwrap();
+        let mut channels: Vec<[bool; 3]> = vec![[false; 3]; FIVE.len() + 1];
         for i in 0..80 {
             let s = generate(&spec(Style::A), &pool, i);
             for (p, &l) in s.image.pixels().zip(&s.label) {
@@ -226,13 +230,13 @@ mod tests {
             }
         }
         for (class, c) in channels.iter().enumerate().skip(1) {
-            assert_eq!(c, &[true; 3], "{} shows too few hues", CLASSES[class]);
+            assert_eq!(c, &[true; 3], "class {class} shows too few hues");
         }
     }
 
     #[test]
     fn plain_garments_differ_from_textured_ones_only_inside_the_garments() {
-        let pool = Garments::open(Split::Train).unwrap();
+        let pool = Garments::open(Split::Train, &FIVE).unwrap();
         let plain = GarmentSpec {
             garment_texture: 0.0,
             ..spec(Style::A)
@@ -260,7 +264,7 @@ mod tests {
 
     #[test]
     fn a_plain_background_is_one_colour_behind_the_same_garments() {
-        let pool = Garments::open(Split::Train).unwrap();
+        let pool = Garments::open(Split::Train, &FIVE).unwrap();
         let plain = GarmentSpec {
             background_texture: 0.0,
             ..spec(Style::A)
@@ -303,7 +307,7 @@ mod tests {
                 "background_texture -0.5",
             ),
         ] {
-            let e = GarmentSet::open(bad, 4).err().unwrap().to_string();
+            let e = GarmentSet::open(bad, 4, &FIVE).err().unwrap().to_string();
             assert!(e.contains(key), "{e}");
         }
     }

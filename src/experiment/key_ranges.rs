@@ -109,10 +109,12 @@ fn source(key: &str, s: &DataSource) -> Result<Option<usize>> {
         }
         DataSource::Garments {
             val,
+            classes,
             size,
             max_objects,
             ..
         } => {
+            crate::data::fashion_mnist::labels_of(classes, &format!("{key}.classes"))?;
             side(&format!("{key}.size"), *size)?;
             if *max_objects == 0 {
                 return Err(bad(&format!("{key}.max_objects"), "must be at least 1"));
