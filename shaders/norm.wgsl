@@ -14,8 +14,10 @@
 // Reductions go per row first (one invocation per row, or one workgroup per row for
 // long rows) and then per group over its few rows, so no kernel divides per element
 // inside a reduction. Elementwise kernels read one vec4 of coefficients per row:
-//   forward:  y  = coef.y * (x - coef.x) + coef.z
+//   forward:  y  = act(coef.y * (x - coef.x) + coef.z)
 //   backward: dx = coef.y * (x - coef.x) + coef.z + coef.w * u
+// where batch_norm's fused activation act is none, ReLU or ReLU6, and u is the output
+// gradient behind it (the backward reductions read u behind it too).
 struct Params {
     rows: u32,
     row_len: u32,
@@ -27,6 +29,9 @@ struct Params {
     total: u32,
     eps: f32,
     momentum: f32,
+    // The activation after the affine (batch_norm's fused ReLU or ReLU6): 0 none,
+    // 1 relu, 2 relu6.
+    act: u32,
 }
 
 @group(0) @binding(0) var<storage, read> x: array<f32>;
@@ -45,10 +50,33 @@ struct Params {
 @group(0) @binding(13) var<storage, read_write> run_mean: array<f32>;
 @group(0) @binding(14) var<storage, read_write> run_var: array<f32>;
 @group(0) @binding(15) var<uniform> p: Params;
+// The activated output in the backward, whose gradient mask it gives (the input when
+// there is no activation, unread).
+@group(0) @binding(16) var<storage, read> act_out: array<f32>;
 
 var<workgroup> partial: array<vec2<f32>, 256>;
 
 // #include is_finite
+// #include is_nan
+
+// NaN passes through as in torch's relu and relu6.
+fn activate(v: f32) -> f32 {
+    switch p.act {
+        case 1u: { return select(max(v, 0.0), v, is_nan(v)); }
+        case 2u: { return select(clamp(v, 0.0, 6.0), v, is_nan(v)); }
+        default: { return v; }
+    }
+}
+
+// The output gradient behind the activation: g where the activation passed its input
+// through, read off the activated output o (0 < o < 6 exactly where 0 < input < 6).
+fn behind_activation(g: f32, o: f32) -> f32 {
+    switch p.act {
+        case 1u: { return select(0.0, g, o > 0.0); }
+        case 2u: { return select(0.0, g, o > 0.0 && o < 6.0); }
+        default: { return g; }
+    }
+}
 
 fn thread_index(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
     return gid.x + gid.y * nwg.x * 256u;
@@ -123,14 +151,9 @@ fn row_moments_wg(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocati
     }
 }
 
-// Per group: mean (out_a) and biased variance (out_b) from its rows' moments (pa, pb),
-// merged exactly (Chan et al.) since every row has row_len elements.
-@compute @workgroup_size(256)
-fn group_moments(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let g = thread_index(gid, nwg);
-    if g >= p.groups {
-        return;
-    }
+// Group g's mean and biased variance from its rows' moments (pa, pb), merged exactly
+// (Chan et al.) since every row has row_len elements.
+fn merged_moments(g: u32) -> vec2<f32> {
     let first = g * p.group_div;
     var s = 0.0;
     for (var t = 0u; t < p.count; t++) {
@@ -143,26 +166,53 @@ fn group_moments(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wor
         let d = pa[r] - m;
         q += pb[r] + f32(p.row_len) * d * d;
     }
-    out_a[g] = m;
-    out_b[g] = q / (f32(p.count) * f32(p.row_len));
+    return vec2<f32>(m, q / (f32(p.count) * f32(p.row_len)));
 }
 
-// batch_norm's running statistics, in place: the variance enters unbiased.
+// Group g's statistics (out_a, out_b) and the forward coefficients of its rows:
+// (mean, rstd * weight, bias, 0). One kernel for what needs only the group's values,
+// since on lavapipe a dispatch of a few hundred invocations costs more than its work.
+fn write_group_coef(g: u32) -> vec2<f32> {
+    let mv = merged_moments(g);
+    out_a[g] = mv.x;
+    out_b[g] = mv.y;
+    let rs = 1.0 / sqrt(mv.y + p.eps);
+    let first = g * p.group_div;
+    for (var t = 0u; t < p.count; t++) {
+        let r = first + t * p.stride;
+        let c = r % p.channels;
+        coef_out[r] = vec4<f32>(mv.x, rs * w[c], b[c], 0.0);
+    }
+    return mv;
+}
+
 @compute @workgroup_size(256)
-fn running_update(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let c = thread_index(gid, nwg);
-    if c >= p.groups {
+fn group_coef(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let g = thread_index(gid, nwg);
+    if g >= p.groups {
         return;
     }
+    write_group_coef(g);
+}
+
+// group_coef for batch_norm in training with running statistics, updated in place
+// (group g is channel g); the variance enters them unbiased.
+@compute @workgroup_size(256)
+fn group_coef_running(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let g = thread_index(gid, nwg);
+    if g >= p.groups {
+        return;
+    }
+    let mv = write_group_coef(g);
     // A batch whose statistics are not finite (a step output.on_nonfinite: skip
     // drops) leaves the running statistics as they were.
-    if !is_finite(mean[c]) || !is_finite(var_[c]) {
+    if !is_finite(mv.x) || !is_finite(mv.y) {
         return;
     }
     let n = f32(p.count) * f32(p.row_len);
     let m = p.momentum;
-    run_mean[c] = (1.0 - m) * run_mean[c] + m * mean[c];
-    run_var[c] = (1.0 - m) * run_var[c] + m * var_[c] * n / (n - 1.0);
+    run_mean[g] = (1.0 - m) * run_mean[g] + m * mv.x;
+    run_var[g] = (1.0 - m) * run_var[g] + m * mv.y * n / (n - 1.0);
 }
 
 // Forward coefficients of each row: (mean, rstd * weight, bias, 0).
@@ -184,7 +234,7 @@ fn apply_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgr
         return;
     }
     let c = coef[i / p.row_len];
-    y[i] = c.y * (x[i] - c.x) + c.z;
+    y[i] = activate(c.y * (x[i] - c.x) + c.z);
 }
 
 // layer_norm's forward: the row's coefficients normalise, weight and bias run along it.
@@ -213,7 +263,7 @@ fn row_sums(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgrou
     let base = r * p.row_len;
     var acc = vec2<f32>(0.0);
     for (var k = 0u; k < p.row_len; k++) {
-        let v = u[base + k];
+        let v = behind_activation(u[base + k], act_out[base + k]);
         acc += vec2<f32>(v, v * (x[base + k] - m) * rs);
     }
     out_a[r] = acc.x;
@@ -232,7 +282,7 @@ fn row_sums_wg(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_
     let base = r * p.row_len;
     var acc = vec2<f32>(0.0);
     for (var k = lid; k < p.row_len; k += 256u) {
-        let v = u[base + k];
+        let v = behind_activation(u[base + k], act_out[base + k]);
         acc += vec2<f32>(v, v * (x[base + k] - m) * rs);
     }
     let total = workgroup_sum(lid, acc);
@@ -242,35 +292,34 @@ fn row_sums_wg(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_
     }
 }
 
-// Per group: sum(g * w) (out_a) and sum(g * w * xhat) (out_b) from its rows' sums (pa, pb).
+// Per group, from its rows' sums of u and u * xhat (pa, pb): the backward
+// coefficients of its rows, dx = rstd * (g*w - sum(g*w)/n - xhat * sum(g*w*xhat)/n)
+// over the group's n elements, and the group's unweighted sums (out_a: sum(u * xhat),
+// out_b: sum(u)), which are batch_norm's weight and bias gradients (its groups are
+// its channels).
 @compute @workgroup_size(256)
-fn group_sums(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+fn group_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let g = thread_index(gid, nwg);
     if g >= p.groups {
         return;
     }
     let first = g * p.group_div;
-    var acc = vec2<f32>(0.0);
+    var weighted = vec2<f32>(0.0);
+    var plain = vec2<f32>(0.0);
     for (var t = 0u; t < p.count; t++) {
         let r = first + t * p.stride;
-        acc += w[r % p.channels] * vec2<f32>(pa[r], pb[r]);
+        let sums = vec2<f32>(pa[r], pb[r]);
+        weighted += w[r % p.channels] * sums;
+        plain += sums;
     }
-    out_a[g] = acc.x;
-    out_b[g] = acc.y;
-}
-
-// Backward coefficients of each row from its group's sums (pa, pb) over n elements:
-// dx = rstd * (g*w - sum(g*w)/n - xhat * sum(g*w*xhat)/n).
-@compute @workgroup_size(256)
-fn coef_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let r = thread_index(gid, nwg);
-    if r >= p.rows {
-        return;
-    }
-    let g = group_of(r);
+    out_a[g] = plain.y;
+    out_b[g] = plain.x;
     let rs = rstd(g);
     let n = f32(p.count) * f32(p.row_len);
-    coef_out[r] = vec4<f32>(mean[g], -rs * rs * pb[g] / n, -rs * pa[g] / n, rs * w[r % p.channels]);
+    for (var t = 0u; t < p.count; t++) {
+        let r = first + t * p.stride;
+        coef_out[r] = vec4<f32>(mean[g], -rs * rs * weighted.y / n, -rs * weighted.x / n, rs * w[r % p.channels]);
+    }
 }
 
 @compute @workgroup_size(256)
@@ -280,5 +329,5 @@ fn grad_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgro
         return;
     }
     let c = coef[i / p.row_len];
-    y[i] = c.y * (x[i] - c.x) + c.z + c.w * u[i];
+    y[i] = c.y * (x[i] - c.x) + c.z + c.w * behind_activation(u[i], act_out[i]);
 }

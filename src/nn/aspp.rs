@@ -4,10 +4,11 @@
 use rand::Rng;
 
 use super::builder::{Builder, StepClock};
-use super::layers::{Activation, BatchNorm2d, Conv2d, ConvOpts};
+use super::layers::{BatchNorm2d, Conv2d, ConvOpts};
 use super::module::{join, Mode, Module, Sequential, State};
 use crate::autograd::Var;
 use crate::error::Result;
+use crate::ops::norm::NormActivation;
 
 fn conv_bn_relu(
     b: &mut Builder,
@@ -29,10 +30,11 @@ fn conv_bn_relu(
             ..Default::default()
         },
     )?;
+    // The ReLU runs inside the norm's kernels; torchvision's index 2 holds no
+    // parameters.
     Ok(Sequential::new(vec![
         Box::new(conv),
-        Box::new(BatchNorm2d::new(b, cout)?),
-        Box::new(Activation::Relu),
+        Box::new(BatchNorm2d::with_activation(b, cout, NormActivation::Relu)?),
     ]))
 }
 
@@ -80,7 +82,7 @@ impl Module for AsppPooling {
     fn forward(&self, x: &Var) -> Result<Var> {
         let s = x.shape();
         let pooled = x.adaptive_avg_pool2d([1, 1])?;
-        let h = self.bn.forward(&self.conv.forward(&pooled)?)?.relu()?;
+        let h = self.bn.forward(&self.conv.forward(&pooled)?)?;
         // Bilinear upsampling of a 1x1 map is a broadcast.
         h.expand(&[s[0], h.shape()[1], s[2], s[3]])
     }
@@ -127,7 +129,7 @@ impl Aspp {
         )?;
         convs.push(Box::new(AsppPooling {
             conv: pool_conv,
-            bn: BatchNorm2d::new(b, out_channels)?,
+            bn: BatchNorm2d::with_activation(b, out_channels, NormActivation::Relu)?,
         }));
         let mut project = conv_bn_relu(b, convs.len() * out_channels, out_channels, 1, 1)?;
         // Drawn even when unused, so that the layers after it start from the same weights.

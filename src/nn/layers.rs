@@ -7,7 +7,7 @@ use super::module::{join, Mode, Module, State};
 use crate::autograd::Var;
 use crate::error::Result;
 use crate::ops::kernels::full;
-use crate::ops::norm::BatchNormOpts;
+use crate::ops::norm::{BatchNormOpts, NormActivation};
 use crate::tensor::Tensor;
 
 /// torch.nn.Conv2d.
@@ -119,10 +119,22 @@ pub struct BatchNorm2d {
     pub eps: f32,
     pub mode: Mode,
     pub frozen: BnFreeze,
+    /// What follows the norm inside its output pass (conv-BN-ReLU6 blocks).
+    pub activation: NormActivation,
 }
 
 impl BatchNorm2d {
     pub fn new(b: &Builder, channels: usize) -> Result<BatchNorm2d> {
+        Self::with_activation(b, channels, NormActivation::None)
+    }
+
+    /// BatchNorm2d followed by `activation`, fused into its kernels: the same outputs
+    /// and parameter names as the two modules one after the other.
+    pub fn with_activation(
+        b: &Builder,
+        channels: usize,
+        activation: NormActivation,
+    ) -> Result<BatchNorm2d> {
         let g = &b.gpu;
         Ok(BatchNorm2d {
             weight: Var::leaf(full(g, &[channels], 1.0)?),
@@ -133,6 +145,7 @@ impl BatchNorm2d {
             eps: 1e-5,
             mode: Mode::default(),
             frozen: b.bn_freeze.clone(),
+            activation,
         })
     }
 }
@@ -143,6 +156,7 @@ impl Module for BatchNorm2d {
             training: self.mode.training() && !self.frozen.get(),
             momentum: self.momentum,
             eps: self.eps,
+            activation: self.activation,
         };
         x.batch_norm(
             Some(&self.running_mean),

@@ -5,10 +5,11 @@
 
 use super::aspp::Dropout;
 use super::builder::Builder;
-use super::layers::{Activation, BatchNorm2d, Conv2d, ConvOpts, Linear, WeightInit};
+use super::layers::{BatchNorm2d, Conv2d, ConvOpts, Linear, WeightInit};
 use super::module::{join, Module, Sequential, State};
 use crate::autograd::Var;
 use crate::error::{Error, Result};
+use crate::ops::norm::NormActivation;
 
 /// (expansion t, channels c, repeats n, stride s) of torchvision's MobileNetV2.
 const SETTING: [(usize, usize, usize, usize); 7] = [
@@ -35,7 +36,7 @@ fn make_divisible(v: f64) -> usize {
     new_v as usize
 }
 
-/// Conv2dNormActivation: conv (no bias) + BN + ReLU6, named 0, 1, 2.
+/// Conv2dNormActivation: conv (no bias) + BN + ReLU6, named 0, 1.
 fn conv_bn_relu6(
     b: &mut Builder,
     cin: usize,
@@ -59,10 +60,15 @@ fn conv_bn_relu6(
             init: WeightInit::KaimingFanOut,
         },
     )?;
+    // The ReLU6 runs inside the batch norm's kernels (torchvision's index 2 holds no
+    // parameters, so the names stay theirs).
     Ok(Sequential::new(vec![
         Box::new(conv),
-        Box::new(BatchNorm2d::new(b, cout)?),
-        Box::new(Activation::Relu6),
+        Box::new(BatchNorm2d::with_activation(
+            b,
+            cout,
+            NormActivation::Relu6,
+        )?),
     ]))
 }
 

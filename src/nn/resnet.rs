@@ -4,10 +4,11 @@
 //! BasicBlock, dilation is allowed in BasicBlock too (dilated ResNet-18/34).
 
 use super::builder::Builder;
-use super::layers::{Activation, BatchNorm2d, Conv2d, ConvOpts, WeightInit};
+use super::layers::{BatchNorm2d, Conv2d, ConvOpts, WeightInit};
 use super::module::{join, Module, State};
 use crate::autograd::Var;
 use crate::error::{Error, Result};
+use crate::ops::norm::NormActivation;
 use crate::ops::pool::Pool2d;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -105,11 +106,13 @@ impl Block {
         dilation: usize,
         downsample: Option<Downsample>,
     ) -> Result<Block> {
+        // Every norm but the last is followed by a ReLU, fused into it.
+        let bn_relu = |b: &Builder, c| BatchNorm2d::with_activation(b, c, NormActivation::Relu);
         let mut convs = Vec::new();
         if depth.expansion() == 1 {
             convs.push((
                 conv(b, inplanes, planes, 3, stride, dilation)?,
-                BatchNorm2d::new(b, planes)?,
+                bn_relu(b, planes)?,
             ));
             convs.push((
                 conv(b, planes, planes, 3, 1, dilation)?,
@@ -117,13 +120,10 @@ impl Block {
             ));
         } else {
             let out = planes * depth.expansion();
-            convs.push((
-                conv(b, inplanes, planes, 1, 1, 1)?,
-                BatchNorm2d::new(b, planes)?,
-            ));
+            convs.push((conv(b, inplanes, planes, 1, 1, 1)?, bn_relu(b, planes)?));
             convs.push((
                 conv(b, planes, planes, 3, stride, dilation)?,
-                BatchNorm2d::new(b, planes)?,
+                bn_relu(b, planes)?,
             ));
             convs.push((conv(b, planes, out, 1, 1, 1)?, BatchNorm2d::new(b, out)?));
         }
@@ -134,12 +134,8 @@ impl Block {
 impl Module for Block {
     fn forward(&self, x: &Var) -> Result<Var> {
         let mut h = x.clone();
-        let last = self.convs.len() - 1;
-        for (i, (c, bn)) in self.convs.iter().enumerate() {
+        for (c, bn) in &self.convs {
             h = bn.forward(&c.forward(&h)?)?;
-            if i < last {
-                h = h.relu()?;
-            }
         }
         let identity = match &self.downsample {
             Some(d) => d.bn.forward(&d.conv.forward(x)?)?,
@@ -200,7 +196,7 @@ impl ResNet {
                 ..Default::default()
             },
         )?;
-        let bn1 = BatchNorm2d::new(b, inplanes)?;
+        let bn1 = BatchNorm2d::with_activation(b, inplanes, NormActivation::Relu)?;
         let mut dilation = 1;
         let mut layers = Vec::new();
         for (i, (&n, planes)) in depth.blocks().iter().zip([64, 128, 256, 512]).enumerate() {
@@ -255,7 +251,7 @@ impl ResNet {
 
 impl Module for ResNet {
     fn forward(&self, x: &Var) -> Result<Var> {
-        let h = Activation::Relu.forward(&self.bn1.forward(&self.conv1.forward(x)?)?)?;
+        let h = self.bn1.forward(&self.conv1.forward(x)?)?;
         let pool = Pool2d {
             stride: [2, 2],
             padding: [1, 1],

@@ -74,7 +74,14 @@ fn batch_norm(x: &Inputs, a: &Attrs) -> Result<HostTensor> {
             })
             .collect()
     };
-    Ok(affine(x, &t.shape, xhat, |_, idx| idx[1]))
+    let mut y = affine(x, &t.shape, xhat, |_, idx| idx[1]);
+    let activate: fn(f64) -> f64 = match a.str("activation")? {
+        "relu" => |v| v.max(0.0),
+        "relu6" => |v| v.clamp(0.0, 6.0),
+        _ => |v| v,
+    };
+    y.data.iter_mut().for_each(|v| *v = activate(*v));
+    Ok(y)
 }
 
 fn instance_norm(x: &Inputs, a: &Attrs) -> Result<HostTensor> {
@@ -119,14 +126,44 @@ fn with_affine(
 }
 
 fn bn_case(r: &mut StdRng, shape: &[usize], training: bool, stats: bool, w: bool, b: bool) -> Case {
+    bn_act_case(r, shape, training, stats, w, b, "none")
+}
+
+/// A batch_norm case followed by `activation`; weights and biases of up to 3 in size
+/// so that ReLU6 clips at both ends.
+fn bn_act_case(
+    r: &mut StdRng,
+    shape: &[usize],
+    training: bool,
+    stats: bool,
+    w: bool,
+    b: bool,
+    activation: &str,
+) -> Case {
     let c = shape[1];
     let mut inputs = with_affine(r, shape, &[c], w, b);
     if stats {
         inputs.push(("running_mean", uniform(r, &[c])));
         inputs.push(("running_var", HostTensor::uniform(r, &[c], 0.5, 1.5)));
     }
+    if activation == "relu6" {
+        for (name, t) in inputs.iter_mut() {
+            if *name == "weight" {
+                *t = HostTensor::uniform(r, &[c], 2.0, 4.0);
+            } else if *name == "bias" {
+                *t = HostTensor::uniform(r, &[c], 0.5, 4.0);
+            }
+        }
+    }
     let training = if training { "true" } else { "false" };
-    case(inputs, &[("training", training), ("momentum", "0.1")])
+    case(
+        inputs,
+        &[
+            ("training", training),
+            ("momentum", "0.1"),
+            ("activation", activation),
+        ],
+    )
 }
 
 // Groups of at least 3 elements: with 2, the outputs are +-1 whatever the input, so
@@ -146,6 +183,11 @@ fn batch_norm_cases(r: &mut StdRng) -> Vec<Case> {
         // Rows long enough for a workgroup each.
         bn_case(r, &[2, 3, 16, 17], true, true, true, true),
         bn_case(r, &[1, 2, 257], false, true, true, true),
+        // Fused activations, in training and eval and with long rows.
+        bn_act_case(r, &image, true, true, true, true, "relu"),
+        bn_act_case(r, &image, true, false, true, true, "relu6"),
+        bn_act_case(r, &image, false, true, true, true, "relu6"),
+        bn_act_case(r, &[2, 3, 16, 17], true, true, true, true, "relu6"),
     ]
 }
 
@@ -214,6 +256,12 @@ fn group_norm_cases(r: &mut StdRng) -> Vec<Case> {
         case(
             with_affine(r, &[1, 4, 16, 16], &[4], true, true),
             &[("num_groups", "2")],
+        ),
+        // One image and a group per channel: the groups are the channels, whose sums
+        // give the weight and bias gradients directly.
+        case(
+            with_affine(r, &[1, 4, 3, 5], &[4], true, true),
+            &[("num_groups", "4")],
         ),
     ]
 }

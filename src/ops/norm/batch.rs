@@ -1,7 +1,9 @@
 //! batch_norm: statistics per channel over batch and pixels in training (updating the
 //! running statistics in place), the running statistics in eval.
 
-use super::layout::{channel_dims, check_param, normalize, Affine, Layout, Normalized};
+use super::layout::{
+    channel_dims, check_param, normalize, Affine, Layout, NormActivation, Normalized,
+};
 use crate::error::{Error, Result};
 use crate::tensor::{shape_str, Tensor};
 
@@ -11,6 +13,8 @@ pub struct BatchNormOpts {
     pub training: bool,
     pub momentum: f32,
     pub eps: f32,
+    /// An activation applied to the output in the same pass.
+    pub activation: NormActivation,
 }
 
 impl Default for BatchNormOpts {
@@ -19,6 +23,7 @@ impl Default for BatchNormOpts {
             training: false,
             momentum: 0.1,
             eps: 1e-5,
+            activation: NormActivation::None,
         }
     }
 }
@@ -31,7 +36,7 @@ fn snapshot(t: &Tensor) -> Result<Tensor> {
     Ok(copy)
 }
 
-/// torch.nn.functional.batch_norm of `x` [N, C, ...]. In training mode it normalises
+/// torch.nn.functional.batch_norm of `x` [N, C, ...], followed by `opts.activation`. In training mode it normalises
 /// with the batch statistics and, when running statistics are given, MUTATES
 /// `running_mean` and `running_var` in place (their GPU buffers, so every tensor
 /// sharing that storage sees the update): r = (1 - momentum) * r + momentum * batch,
@@ -78,6 +83,7 @@ pub fn batch_norm(
         param_shape: vec![c],
         eps: opts.eps,
         momentum: opts.momentum,
+        activation: opts.activation,
     };
     if !opts.training {
         let (m, v) = running.ok_or_else(|| {
@@ -86,7 +92,14 @@ pub fn batch_norm(
                 "eval mode (training=false) needs running_mean and running_var",
             )
         })?;
-        return normalize(layout, x, Some((snapshot(m)?, snapshot(v)?)), weight, bias);
+        return normalize(
+            layout,
+            x,
+            Some((snapshot(m)?, snapshot(v)?)),
+            None,
+            weight,
+            bias,
+        );
     }
     if n * s == 1 {
         return Err(Error::op(
@@ -97,20 +110,5 @@ pub fn batch_norm(
             ),
         ));
     }
-    let out = normalize(layout, x, None, weight, bias)?;
-    if let Some((m, v)) = running {
-        let saved = &out.saved;
-        saved.layout.run(
-            x.gpu(),
-            "running_update",
-            &[
-                saved.mean.buffer(),
-                saved.var.buffer(),
-                m.buffer(),
-                v.buffer(),
-            ],
-            c,
-        )?;
-    }
-    Ok(out)
+    normalize(layout, x, None, running, weight, bias)
 }

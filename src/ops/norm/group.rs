@@ -1,7 +1,9 @@
 //! group_norm and instance_norm (group norm with one channel per group): statistics
 //! per image over each group of channels and its pixels.
 
-use super::layout::{channel_dims, check_param, normalize, Affine, Layout, Normalized};
+use super::layout::{
+    channel_dims, check_param, normalize, Affine, Layout, NormActivation, Normalized,
+};
 use crate::error::{Error, Result};
 use crate::tensor::{shape_str, Tensor};
 
@@ -85,6 +87,7 @@ fn channel_groups(
         param_shape: vec![c],
         eps,
         momentum: 0.0,
+        activation: NormActivation::None,
     };
-    normalize(layout, x, None, weight, bias)
+    normalize(layout, x, None, None, weight, bias)
 }

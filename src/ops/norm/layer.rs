@@ -1,7 +1,7 @@
 //! layer_norm: statistics per row over the trailing `normalized_shape` dims, with a
 //! per-element affine.
 
-use super::layout::{check_param, normalize, Affine, Layout, Normalized};
+use super::layout::{check_param, normalize, Affine, Layout, NormActivation, Normalized};
 use crate::error::{Error, Result};
 use crate::tensor::elementwise::expect_f32;
 use crate::tensor::{shape_str, Tensor};
@@ -44,6 +44,7 @@ pub fn layer_norm(
         param_shape: normalized_shape.to_vec(),
         eps,
         momentum: 0.0,
+        activation: NormActivation::None,
     };
-    normalize(layout, x, None, weight, bias)
+    normalize(layout, x, None, None, weight, bias)
 }

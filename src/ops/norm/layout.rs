@@ -5,7 +5,7 @@ use crate::error::{Error, Result};
 use crate::gpu::params::Params;
 use crate::gpu::{Gpu, Kernel, WORKGROUP};
 use crate::ops::reduce::reduce_sum;
-use crate::tensor::elementwise::{expect_f32, full, mul, zeros};
+use crate::tensor::elementwise::{expect_f32, full, mul, unary_backward, zeros, UnaryOp};
 use crate::tensor::{shape_str, DType, Tensor};
 
 /// Rows at least this long are reduced by a whole workgroup each...
@@ -22,6 +22,36 @@ const WORKGROUP_ROWS_MAX: usize = 256;
 pub(super) enum Affine {
     Channels,
     AlongRows,
+}
+
+/// An activation fused after the affine (batch_norm's, as in conv-BN-ReLU6 blocks):
+/// one pass over the output instead of two, and its backward inside the norm's.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum NormActivation {
+    #[default]
+    None,
+    Relu,
+    Relu6,
+}
+
+impl NormActivation {
+    /// Its code in shaders/norm.wgsl's `act`.
+    fn code(self) -> u32 {
+        match self {
+            NormActivation::None => 0,
+            NormActivation::Relu => 1,
+            NormActivation::Relu6 => 2,
+        }
+    }
+
+    /// The elementwise op it fuses, if any.
+    fn unary(self) -> Option<UnaryOp> {
+        match self {
+            NormActivation::None => None,
+            NormActivation::Relu => Some(UnaryOp::Relu),
+            NormActivation::Relu6 => Some(UnaryOp::Relu6),
+        }
+    }
 }
 
 /// The input as `rows` rows of `row_len` elements; group g is the `count` rows
@@ -41,6 +71,7 @@ pub(super) struct Layout {
     pub(super) param_shape: Vec<usize>,
     pub(super) eps: f32,
     pub(super) momentum: f32,
+    pub(super) activation: NormActivation,
 }
 
 impl Layout {
@@ -56,7 +87,8 @@ impl Layout {
             .idx("channels", self.channels)?
             .idx("total", self.rows * self.row_len)?
             .f32("eps", self.eps)
-            .f32("momentum", self.momentum))
+            .f32("momentum", self.momentum)
+            .u32("act", self.activation.code()))
     }
 
     /// One invocation per item (row, group, channel or element).
@@ -99,8 +131,16 @@ impl Layout {
         self.rows * self.row_len
     }
 
-    /// Mean and biased variance of every group.
-    fn batch_stats(&self, x: &Tensor) -> Result<(Tensor, Tensor)> {
+    /// Mean and biased variance of every group and the forward coefficients of every
+    /// row (see [`Layout::coef_forward`]); with `running`, batch_norm's running
+    /// statistics are updated in place from the same kernel.
+    fn batch_coef(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        b: &Tensor,
+        running: Option<(&Tensor, &Tensor)>,
+    ) -> Result<(Tensor, Tensor, Tensor)> {
         let gpu = x.gpu();
         let row_mean = Tensor::empty(gpu, &[self.rows], DType::F32)?;
         let row_m2 = Tensor::empty(gpu, &[self.rows], DType::F32)?;
@@ -112,18 +152,25 @@ impl Layout {
         )?;
         let mean = Tensor::empty(gpu, &[self.groups], DType::F32)?;
         let var = Tensor::empty(gpu, &[self.groups], DType::F32)?;
-        self.run(
-            gpu,
-            "group_moments",
-            &[
-                row_mean.buffer(),
-                row_m2.buffer(),
-                mean.buffer(),
-                var.buffer(),
-            ],
-            self.groups,
-        )?;
-        Ok((mean, var))
+        let coef = Tensor::empty(gpu, &[self.rows, 4], DType::F32)?;
+        let mut buffers = vec![
+            w.buffer(),
+            b.buffer(),
+            row_mean.buffer(),
+            row_m2.buffer(),
+            mean.buffer(),
+            var.buffer(),
+            coef.buffer(),
+        ];
+        let entry = match running {
+            Some((m, v)) => {
+                buffers.extend([m.buffer(), v.buffer()]);
+                "group_coef_running"
+            }
+            None => "group_coef",
+        };
+        self.run(gpu, entry, &buffers, self.groups)?;
+        Ok((mean, var, coef))
     }
 
     /// Per-row (mean, rstd * w[channel], b[channel], 0).
@@ -158,11 +205,13 @@ impl Layout {
         Ok(y)
     }
 
-    /// Per row: sum(u) and sum(u * xhat).
+    /// Per row: sum(u) and sum(u * xhat), u taken behind the activation whose output
+    /// is `activated` (x when there is none).
     fn row_sums(
         &self,
         u: &Tensor,
         x: &Tensor,
+        activated: &Tensor,
         mean: &Tensor,
         var: &Tensor,
     ) -> Result<(Tensor, Tensor)> {
@@ -180,67 +229,84 @@ impl Layout {
                 var.buffer(),
                 su.buffer(),
                 sux.buffer(),
+                activated.buffer(),
             ],
         )?;
         Ok((su, sux))
     }
 
-    /// The input gradient from the groups' sums of g*w and g*w*xhat; `u` is g, or
-    /// g*w when the weight runs along rows (then `w` is a single 1).
-    #[allow(clippy::too_many_arguments)]
-    fn grad_input(
+    /// `dx = coef.y * (x - coef.x) + coef.z + coef.w * u` with each row's coefficients,
+    /// u behind the activation whose output is `activated`.
+    fn grad_rows(
         &self,
         u: &Tensor,
         x: &Tensor,
-        mean: &Tensor,
-        var: &Tensor,
-        w: &Tensor,
-        sum_gw: &Tensor,
-        sum_gwx: &Tensor,
+        activated: &Tensor,
+        coef: &Tensor,
     ) -> Result<Tensor> {
         let gpu = x.gpu();
-        let coef = Tensor::empty(gpu, &[self.rows, 4], DType::F32)?;
-        self.run(
-            gpu,
-            "coef_backward",
-            &[
-                mean.buffer(),
-                var.buffer(),
-                w.buffer(),
-                sum_gw.buffer(),
-                sum_gwx.buffer(),
-                coef.buffer(),
-            ],
-            self.rows,
-        )?;
         let dx = Tensor::empty(gpu, x.shape(), DType::F32)?;
         self.run(
             gpu,
             "grad_rows",
-            &[x.buffer(), u.buffer(), coef.buffer(), dx.buffer()],
+            &[
+                x.buffer(),
+                u.buffer(),
+                coef.buffer(),
+                dx.buffer(),
+                activated.buffer(),
+            ],
             self.elements(),
         )?;
         Ok(dx)
     }
 
-    /// Sums per-row values over the rows of each group, weighted by the row's weight.
-    fn group_sums(&self, su: &Tensor, sux: &Tensor, w: &Tensor) -> Result<(Tensor, Tensor)> {
-        let gpu = su.gpu();
-        let a = Tensor::empty(gpu, &[self.groups], DType::F32)?;
-        let b = Tensor::empty(gpu, &[self.groups], DType::F32)?;
+    /// The input gradient of a normalisation with batch statistics, from the rows'
+    /// sums of u and u * xhat (`su`, `sux`); `u` is g, or g*w when the weight runs
+    /// along rows (then `w` is a single 1). Also returns each group's unweighted sums
+    /// (of u * xhat, of u): the weight and bias gradients when the groups are the
+    /// channels.
+    #[allow(clippy::too_many_arguments)]
+    fn grad_input(
+        &self,
+        u: &Tensor,
+        x: &Tensor,
+        activated: &Tensor,
+        mean: &Tensor,
+        var: &Tensor,
+        w: &Tensor,
+        su: &Tensor,
+        sux: &Tensor,
+    ) -> Result<(Tensor, Tensor, Tensor)> {
+        let gpu = x.gpu();
+        let coef = Tensor::empty(gpu, &[self.rows, 4], DType::F32)?;
+        let group_sux = Tensor::empty(gpu, &[self.groups], DType::F32)?;
+        let group_su = Tensor::empty(gpu, &[self.groups], DType::F32)?;
         self.run(
             gpu,
-            "group_sums",
+            "group_backward",
             &[
+                mean.buffer(),
+                var.buffer(),
                 w.buffer(),
                 su.buffer(),
                 sux.buffer(),
-                a.buffer(),
-                b.buffer(),
+                group_sux.buffer(),
+                group_su.buffer(),
+                coef.buffer(),
             ],
             self.groups,
         )?;
-        Ok((a, b))
+        Ok((self.grad_rows(u, x, activated, &coef)?, group_sux, group_su))
+    }
+
+    /// Whether every row of group g has channel g (batch_norm; instance and group
+    /// norm of one image with one channel per group), so that a group's sums are its
+    /// channel's.
+    fn groups_are_channels(&self) -> bool {
+        self.groups == self.channels
+            && self.group_div == 1
+            && (self.count == 1 || self.stride % self.channels == 0)
     }
 
     /// Sums a per-row tensor (or the rows of an input-shaped one) over the leading
@@ -265,6 +331,8 @@ pub struct NormSaved {
     pub(super) mean: Tensor,
     pub(super) var: Tensor,
     pub(super) batch_stats: bool,
+    /// The output, when an activation was fused: its backward reads the mask off it.
+    pub(super) activated: Option<Tensor>,
 }
 
 /// Which gradients a backward pass should produce.
@@ -299,31 +367,47 @@ impl NormSaved {
                     Some(w) => w.clone(),
                     None => full(gpu, &[l.channels], 1.0)?,
                 };
+                let activated = self.activated.as_ref().unwrap_or(x);
                 let need_sums = needs.weight || needs.bias || (needs.input && self.batch_stats);
                 let sums = if need_sums {
-                    Some(l.row_sums(g, x, &self.mean, &self.var)?)
+                    Some(l.row_sums(g, x, activated, &self.mean, &self.var)?)
                 } else {
                     None
                 };
+                let mut channel_sums = None;
                 let input = match (needs.input, &sums) {
                     (false, _) => None,
                     (true, Some((su, sux))) if self.batch_stats => {
-                        let (sgw, sgwx) = l.group_sums(su, sux, &w)?;
-                        Some(l.grad_input(g, x, &self.mean, &self.var, &w, &sgw, &sgwx)?)
+                        let (dx, group_sux, group_su) =
+                            l.grad_input(g, x, activated, &self.mean, &self.var, &w, su, sux)?;
+                        if l.groups_are_channels() {
+                            channel_sums = Some((group_sux, group_su));
+                        }
+                        Some(dx)
                     }
-                    // Fixed statistics: dx = g * w * rstd, the forward's slope.
+                    // Fixed statistics: dx = g * w * rstd, the forward's slope, with g
+                    // taken behind the activation first.
                     (true, _) => {
+                        let g = match (l.activation.unary(), &self.activated) {
+                            (Some(op), Some(y)) => unary_backward(op, y, y, g, 0.0)?,
+                            _ => g.clone(),
+                        };
+                        let plain = Layout {
+                            activation: NormActivation::None,
+                            ..l.clone()
+                        };
                         let zero = zeros(gpu, &[l.channels])?;
-                        let coef = l.coef_forward(&zero, &self.var, &w, &zero)?;
-                        Some(l.apply_rows(g, &coef)?)
+                        let coef = plain.coef_forward(&zero, &self.var, &w, &zero)?;
+                        Some(plain.apply_rows(&g, &coef)?)
                     }
                 };
-                let (weight, bias) = match &sums {
-                    Some((su, sux)) => (
+                let (weight, bias) = match (channel_sums, &sums) {
+                    (Some((dw, db)), _) => (needs.weight.then_some(dw), needs.bias.then_some(db)),
+                    (None, Some((su, sux))) => (
                         needs.weight.then(|| l.sum_over_rows(sux)).transpose()?,
                         needs.bias.then(|| l.sum_over_rows(su)).transpose()?,
                     ),
-                    None => (None, None),
+                    (None, None) => (None, None),
                 };
                 Ok(NormGrads {
                     input,
@@ -339,8 +423,11 @@ impl NormSaved {
                 let one = full(gpu, &[1], 1.0)?;
                 let input = if needs.input {
                     // Rows are groups here, so the row sums are the group sums.
-                    let (sgw, sgwx) = l.row_sums(&u, x, &self.mean, &self.var)?;
-                    Some(l.grad_input(&u, x, &self.mean, &self.var, &one, &sgw, &sgwx)?)
+                    let (su, sux) = l.row_sums(&u, x, x, &self.mean, &self.var)?;
+                    Some(
+                        l.grad_input(&u, x, x, &self.mean, &self.var, &one, &su, &sux)?
+                            .0,
+                    )
                 } else {
                     None
                 };
@@ -396,32 +483,41 @@ pub(super) fn channel_dims(op: &str, x: &Tensor) -> Result<(usize, usize, usize)
     Ok((s[0], s[1], s[2..].iter().product()))
 }
 
-/// Normalises `x` by `stats` (the batch's when `None`) and applies the affine.
+/// Normalises `x` by `stats` (the batch's when `None`, then updating batch_norm's
+/// `running` statistics in place when given) and applies the affine.
 pub(super) fn normalize(
     layout: Layout,
     x: &Tensor,
     stats: Option<(Tensor, Tensor)>,
+    running: Option<(&Tensor, &Tensor)>,
     weight: Option<&Tensor>,
     bias: Option<&Tensor>,
 ) -> Result<Normalized> {
     let gpu = x.gpu();
     let batch_stats = stats.is_none();
-    let (mean, var) = match stats {
-        Some(s) => s,
-        None => layout.batch_stats(x)?,
-    };
     let ones = |n| full(gpu, &[n], 1.0);
-    let output = match layout.affine {
+    let (w, b) = match layout.affine {
         Affine::Channels => {
             let c = layout.channels;
-            let w = weight.cloned().map_or_else(|| ones(c), Ok)?;
-            let b = bias.cloned().map_or_else(|| zeros(gpu, &[c]), Ok)?;
-            let coef = layout.coef_forward(&mean, &var, &w, &b)?;
-            layout.apply_rows(x, &coef)?
+            (
+                weight.cloned().map_or_else(|| ones(c), Ok)?,
+                bias.cloned().map_or_else(|| zeros(gpu, &[c]), Ok)?,
+            )
         }
+        // The rows are normalised first; weight and bias run along them after.
+        Affine::AlongRows => (ones(1)?, zeros(gpu, &[1])?),
+    };
+    let (mean, var, coef) = match stats {
+        Some((mean, var)) => {
+            let coef = layout.coef_forward(&mean, &var, &w, &b)?;
+            (mean, var, coef)
+        }
+        None => layout.batch_coef(x, &w, &b, running)?,
+    };
+    let output = match layout.affine {
+        Affine::Channels => layout.apply_rows(x, &coef)?,
         Affine::AlongRows => {
             let d = layout.row_len;
-            let coef = layout.coef_forward(&mean, &var, &ones(1)?, &zeros(gpu, &[1])?)?;
             let w = weight.map_or_else(|| ones(d), |w| w.reshape(&[d]))?;
             let b = bias.map_or_else(|| zeros(gpu, &[d]), |b| b.reshape(&[d]))?;
             let y = Tensor::empty(gpu, x.shape(), DType::F32)?;
@@ -440,6 +536,7 @@ pub(super) fn normalize(
             y
         }
     };
+    let activated = (layout.activation != NormActivation::None).then(|| output.clone());
     Ok(Normalized {
         output,
         saved: NormSaved {
@@ -447,6 +544,7 @@ pub(super) fn normalize(
             mean,
             var,
             batch_stats,
+            activated,
         },
     })
 }

@@ -13,7 +13,7 @@ mod layout;
 pub use batch::{batch_norm, BatchNormOpts};
 pub use group::{group_norm, instance_norm};
 pub use layer::layer_norm;
-pub use layout::{NormGrads, NormNeeds, NormSaved, Normalized};
+pub use layout::{NormActivation, NormGrads, NormNeeds, NormSaved, Normalized};
 
 use super::attrs::{AttrKind, AttrSpec};
 use super::spec::{attr, f32_in, optional_in, InputSpec, OpCall, OpSpec};
@@ -138,7 +138,7 @@ fn affine(c: &OpCall) -> (Option<&Var>, Option<&Var>) {
 pub static OPS: &[OpSpec] = &[
     OpSpec {
         name: "batch_norm",
-        summary: "normalise each channel by batch statistics (training, updating running_mean/var in place) or running statistics (eval)",
+        summary: "normalise each channel by batch statistics (training, updating running_mean/var in place) or running statistics (eval), then an optional relu or relu6",
         inputs: &[
             f32_in("input"),
             optional_in("running_mean", false),
@@ -150,6 +150,7 @@ pub static OPS: &[OpSpec] = &[
             attr("training", AttrKind::Bool, Some("false")),
             attr("momentum", AttrKind::Float, Some("0.1")),
             EPS,
+            attr("activation", AttrKind::Str, Some("none")),
         ],
         run: |c| {
             let (w, b) = affine(c);
@@ -161,6 +162,17 @@ pub static OPS: &[OpSpec] = &[
                 training: c.attrs.bool("training")?,
                 momentum: c.attrs.float("momentum")? as f32,
                 eps: c.attrs.float("eps")? as f32,
+                activation: match c.attrs.str("activation")? {
+                    "none" => NormActivation::None,
+                    "relu" => NormActivation::Relu,
+                    "relu6" => NormActivation::Relu6,
+                    other => {
+                        return Err(Error::op(
+                            "batch_norm",
+                            format!("activation {other:?} is not none, relu or relu6"),
+                        ))
+                    }
+                },
             };
             c.input("input")?
                 .batch_norm(rm.as_ref(), rv.as_ref(), w, b, opts)
