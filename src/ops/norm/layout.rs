@@ -306,7 +306,7 @@ impl Layout {
     fn groups_are_channels(&self) -> bool {
         self.groups == self.channels
             && self.group_div == 1
-            && (self.count == 1 || self.stride % self.channels == 0)
+            && (self.count == 1 || self.stride.is_multiple_of(self.channels))
     }
 
     /// Sums a per-row tensor (or the rows of an input-shaped one) over the leading
