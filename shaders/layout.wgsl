@@ -5,13 +5,18 @@
 // 32-bit words, so it moves f32 and u32 tensors alike.
 struct Params {
     n: u32,
-    rank: u32,
     in_offset: u32,
     out_offset: u32,
+    _pad: u32,
     shape: array<vec4<u32>, 2>,
     in_strides: array<vec4<u32>, 2>,
     out_strides: array<vec4<u32>, 2>,
 }
+
+// The folded rank (1..=8), a pipeline constant so that the index loop unrolls with
+// constant indices into the uniform arrays: on lavapipe the loop over a uniform rank
+// cost most of the copy.
+override RANK: u32 = 8u;
 
 @group(0) @binding(0) var<storage, read> src: array<u32>;
 @group(0) @binding(1) var<storage, read_write> out: array<u32>;
@@ -26,7 +31,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     var rem = i;
     var si = p.in_offset;
     var oi = p.out_offset;
-    for (var d = i32(p.rank) - 1; d >= 0; d--) {
+    for (var d = i32(RANK) - 1; d >= 0; d--) {
         let du = u32(d);
         let size = p.shape[du / 4u][du % 4u];
         let idx = rem % size;

@@ -35,6 +35,7 @@ p.add_argument('--pixel-freq', type=int, default=10)
 p.add_argument('--proj', type=int, default=64)
 p.add_argument('--os', type=int, default=16)
 p.add_argument('--layers', type=int, default=14)
+p.add_argument('--feat', default='backbone', choices=['backbone', 'head'], help='features the projection head reads')
 p.add_argument('--train', type=int, default=1024, help='labelled training images used')
 p.add_argument('--data', default='ga')
 p.add_argument('--classes', type=int, default=6, help='classes with the background (11: all ten garments)')
@@ -43,8 +44,10 @@ a = p.parse_args()
 torch.manual_seed(a.seed); np.random.seed(a.seed)
 C = a.classes
 x, y = load(a.data, 'train'); x, y = x[:a.train], y[:a.train]; xv, yv = load(a.data, 'val')
-net = SegNet(a.weights, a.layers, a.os, classes=C)
-cin = net.backbone(torch.zeros(1, 3, 64, 64)).shape[1]
+net = SegNet(a.weights, a.layers, a.os, feat=a.feat, classes=C)
+net.eval()  # eval: the probe must not move the running statistics
+with torch.no_grad(): cin = net(torch.zeros(1, 3, 64, 64))[0].shape[1]
+net.train()
 proj = nn.Sequential(nn.Conv2d(cin, cin, 1), nn.BatchNorm2d(cin), nn.ReLU(), nn.Conv2d(cin, a.proj, 1))
 # Anchors and memory pixels draw from their own generator, so that both arms of a
 # seed see the same batches and augmentations (paired, as wgseg's arms).

@@ -26,20 +26,26 @@ pub fn strided_copy(
     out_strides: &[usize],
     out_offset: usize,
 ) -> Result<()> {
-    let (folded, st) = shape::fold(shape, &[in_strides.to_vec(), out_strides.to_vec()]);
+    let (mut folded, mut st) = shape::fold(shape, &[in_strides.to_vec(), out_strides.to_vec()]);
+    if folded.is_empty() {
+        // One element: a rank-1 copy of length 1.
+        folded.push(1);
+        st.iter_mut().for_each(|s| s.push(0));
+    }
     shape::check_rank(op, &folded)?;
     let n: usize = folded.iter().product();
     let p = Params::new(op)
         .idx("n", n)?
-        .u32("rank", folded.len() as u32)
         .idx("in_offset", in_offset)?
         .idx("out_offset", out_offset)?
+        .align16()
         .dims("shape", &folded)?
         .dims("in_strides", &st[0])?
         .dims("out_strides", &st[1])?;
     let gpu = src.gpu();
+    let rank = [("RANK", folded.len() as f64)];
     gpu.dispatch(
-        &Kernel::new("layout", "main"),
+        &Kernel::new("layout", "main").with(&rank),
         &[src.buffer(), dst.buffer()],
         &p,
         gpu.grid(n as u64, WORKGROUP),
